@@ -1,0 +1,27 @@
+// Package events holds the minutes event as it travels: its JSON form (the
+// public contract, CONTRACT §3), its binary form (what the gateway stores on
+// the stream), the subjects it is published on, the JetStream stream that
+// keeps it, and a publisher.
+//
+// # Subjects
+//
+// A station's minutes for a contest are published on
+//
+//	tally.<election>.minutes.<district>.<ward>.<station>.<contest>
+//
+// so that a NATS permission can allow one station to publish only on
+// tally.<election>.minutes.<district>.<ward>.<station>.> and a district can be
+// consumed on its own. The stream captures tally.<election>.minutes.>.
+//
+// # Payloads
+//
+// The gateway converts JSON once and publishes the binary form, which the
+// fold decodes without allocating. Stations publishing straight to NATS may
+// publish the JSON form; the fold tells the two apart by the first byte
+// (the binary form starts with [BinaryMagic], never a JSON character).
+//
+// The binary form is canonical: votes are sorted by candidate id, so two
+// submissions with the same content encode to the same bytes. Its hash is
+// the content identity used for the Nats-Msg-Id and for duplicate and
+// conflict detection.
+package events

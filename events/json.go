@@ -1,0 +1,251 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+
+	"github.com/tallyvn/tally/tally"
+)
+
+// ErrMalformed is returned (wrapped) for a body that is not JSON minutes:
+// not JSON at all, or a JSON value that is not an object.
+var ErrMalformed = errors.New("events: malformed minutes JSON")
+
+// Decoded is one minutes object read from JSON, with the problems its JSON
+// shape already shows (missing or mistyped fields, unknown fields). The
+// remaining rules are checked by tally.Election.Check.
+type Decoded struct {
+	Minutes  tally.Minutes
+	Problems []tally.Violation
+}
+
+// DecodeJSON reads minutes from a request body: one object, a JSON array of
+// objects, or NDJSON (objects one after another). Structural errors (bad
+// JSON, a value that is not an object) return ErrMalformed; field problems
+// are reported per object in Decoded.Problems, each with its index.
+func DecodeJSON(body []byte) ([]Decoded, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
+	}
+	var raws []json.RawMessage
+	if body[0] == '[' {
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		for {
+			var raw json.RawMessage
+			err := dec.Decode(&raw)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w: value %d: %v", ErrMalformed, len(raws), err)
+			}
+			raws = append(raws, raw)
+		}
+	}
+	if len(raws) == 0 {
+		return nil, fmt.Errorf("%w: no minutes in body", ErrMalformed)
+	}
+	out := make([]Decoded, len(raws))
+	for i, raw := range raws {
+		if err := decodeOne(raw, i, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// DecodeJSONObject reads exactly one minutes object (a payload published
+// straight to NATS).
+func DecodeJSONObject(data []byte) (Decoded, error) {
+	var d Decoded
+	err := decodeOne(data, 0, &d)
+	return d, err
+}
+
+func decodeOne(raw json.RawMessage, index int, d *Decoded) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return fmt.Errorf("%w: value %d is not a JSON object", ErrMalformed, index)
+	}
+	m := &d.Minutes
+	bad := func(field, rule, format string, args ...any) {
+		d.Problems = append(d.Problems, tally.Violation{Index: index, Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
+	}
+	str := func(field string, dst *string) {
+		v, ok := fields[field]
+		if !ok || isNull(v) {
+			return
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			bad(field, tally.RuleType, "%s must be a string", field)
+		}
+	}
+	num := func(field string) (int64, bool) {
+		v, ok := fields[field]
+		if !ok || isNull(v) {
+			return 0, false
+		}
+		n, msg := parseInt(v)
+		if msg != "" {
+			rule := tally.RuleInteger
+			if v[0] == '"' || v[0] == '{' || v[0] == '[' || v[0] == 't' || v[0] == 'f' {
+				rule = tally.RuleType
+			}
+			bad(field, rule, "%s %s", field, msg)
+			return 0, false
+		}
+		return n, true
+	}
+
+	str("election", &m.Election)
+	str("contest", &m.Contest)
+	str("station", &m.Station)
+	if v, ok := num("version"); ok {
+		m.Version = v
+	} else if _, given := fields["version"]; !given {
+		bad("version", tally.RuleRequired, "version is missing")
+	}
+	var status string
+	str("status", &status)
+	if status == "" {
+		if _, given := fields["status"]; !given {
+			bad("status", tally.RuleRequired, "status is missing")
+		}
+	} else if s, ok := tally.ParseStatus(status); ok {
+		m.Status = s
+	} else {
+		bad("status", tally.RuleStatus, "status %q is not partial, final or withdrawn", status)
+	}
+	for i, f := range [6]*int64{&m.Counts.Registered, &m.Counts.Voted, &m.Counts.Issued, &m.Counts.Received, &m.Counts.Valid, &m.Counts.Invalid} {
+		if v, ok := num(countFieldNames[i]); ok {
+			*f = v
+			m.Present |= 1 << i
+		} else if _, given := fields[countFieldNames[i]]; given {
+			m.Present |= 1 << i // given but broken: reported above, not "missing"
+		}
+	}
+	if v, ok := fields["votes"]; ok && !isNull(v) {
+		var votes map[string]json.RawMessage
+		if err := json.Unmarshal(v, &votes); err != nil {
+			bad("votes", tally.RuleType, "votes must be an object of candidate id to count")
+		} else {
+			for id, rv := range votes {
+				n, msg := parseInt(rv)
+				if msg != "" {
+					bad("votes."+id, tally.RuleInteger, "votes for %q %s", id, msg)
+					continue
+				}
+				m.Votes = append(m.Votes, tally.Vote{Candidate: id, Count: n})
+			}
+			sortVotes(m.Votes)
+		}
+	}
+	str("reason", &m.Reason)
+	str("signature", &m.Signature)
+	for k := range fields {
+		if !knownField[k] {
+			bad(k, tally.RuleUnknownField, "%q is not a field of minutes", k)
+		}
+	}
+	sort.SliceStable(d.Problems, func(i, j int) bool { return d.Problems[i].Field < d.Problems[j].Field })
+	return nil
+}
+
+var countFieldNames = [6]string{"registered", "voted", "issued", "received", "valid", "invalid"}
+
+var knownField = map[string]bool{
+	"election": true, "contest": true, "station": true, "version": true, "status": true,
+	"registered": true, "voted": true, "issued": true, "received": true, "valid": true, "invalid": true,
+	"votes": true, "reason": true, "signature": true,
+}
+
+func isNull(v json.RawMessage) bool { return string(v) == "null" }
+
+// parseInt parses a JSON number that must be an integer. It returns a
+// message saying what is wrong, or "".
+func parseInt(v json.RawMessage) (int64, string) {
+	if len(v) == 0 {
+		return 0, "is empty"
+	}
+	switch v[0] {
+	case '"':
+		return 0, "must be a number, not a string"
+	case '{', '[', 't', 'f', 'n':
+		return 0, "must be a number"
+	}
+	s := string(v)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, ""
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f == float64(int64(f)) && f < 1e15 && f > -1e15 {
+			return 0, fmt.Sprintf("= %s must be written as an integer", s)
+		}
+		return 0, fmt.Sprintf("= %s is not an integer", s)
+	}
+	return 0, fmt.Sprintf("= %s is out of range", s)
+}
+
+// AppendJSON appends the JSON form of m (CONTRACT §3) to dst, fields in a
+// fixed order, votes sorted by candidate id.
+func AppendJSON(dst []byte, m *tally.Minutes) []byte {
+	dst = append(dst, `{"election":`...)
+	dst = appendJSONString(dst, m.Election)
+	dst = append(dst, `,"contest":`...)
+	dst = appendJSONString(dst, m.Contest)
+	dst = append(dst, `,"station":`...)
+	dst = appendJSONString(dst, m.Station)
+	dst = append(dst, `,"version":`...)
+	dst = strconv.AppendInt(dst, m.Version, 10)
+	dst = append(dst, `,"status":`...)
+	dst = appendJSONString(dst, m.Status.String())
+	c := &m.Counts
+	for i, v := range [6]int64{c.Registered, c.Voted, c.Issued, c.Received, c.Valid, c.Invalid} {
+		if m.Present&(1<<i) == 0 {
+			continue
+		}
+		dst = append(dst, ',', '"')
+		dst = append(dst, countFieldNames[i]...)
+		dst = append(dst, '"', ':')
+		dst = strconv.AppendInt(dst, v, 10)
+	}
+	if len(m.Votes) > 0 || m.Status != tally.Withdrawn {
+		sortVotes(m.Votes)
+		dst = append(dst, `,"votes":{`...)
+		for i, v := range m.Votes {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, v.Candidate)
+			dst = append(dst, ':')
+			dst = strconv.AppendInt(dst, v.Count, 10)
+		}
+		dst = append(dst, '}')
+	}
+	if m.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendJSONString(dst, m.Reason)
+	}
+	if m.Signature != "" {
+		dst = append(dst, `,"signature":`...)
+		dst = appendJSONString(dst, m.Signature)
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string, leaving non-ASCII UTF-8 as is
+// so Vietnamese text stays readable.
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // escapes <, >, & too; harmless and safe for HTML
+	return append(dst, b...)
+}

@@ -1,0 +1,238 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrStreamBehind is returned when the stream ends below the checkpoint: the
+// broker lost minutes it had acknowledged (or the stream was replaced).
+var ErrStreamBehind = errors.New("projections: stream is behind the checkpoint")
+
+// ErrStreamGap is returned when the stream no longer holds messages right
+// after the checkpoint (they were purged or deleted).
+var ErrStreamGap = errors.New("projections: stream lost messages after the checkpoint")
+
+// AggregatorConfig configures an Aggregator.
+type AggregatorConfig struct {
+	// Durable is the durable consumer name. Default "tally-fold".
+	Durable string
+	// BatchSize is the most messages folded in one Pebble commit. Default 2000.
+	BatchSize int
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// OnCommit, if set, is called by the fold goroutine after each commit
+	// with the new meta and the changed aggregates (valid only during the
+	// call). It must not block.
+	OnCommit func(Meta, []Ref)
+}
+
+func (c *AggregatorConfig) ensureDefaults() {
+	if c.Durable == "" {
+		c.Durable = "tally-fold"
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 2000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Aggregator feeds a stream to a store's Fold with a durable pull consumer.
+type Aggregator struct {
+	store  *Store
+	stream jetstream.Stream
+	cfg    AggregatorConfig
+}
+
+// NewAggregator returns an aggregator folding stream into store.
+func NewAggregator(store *Store, stream jetstream.Stream, cfg AggregatorConfig) *Aggregator {
+	cfg.ensureDefaults()
+	return &Aggregator{store: store, stream: stream, cfg: cfg}
+}
+
+// CheckStream compares the stream with the checkpoint: the stream must hold
+// every message above it. It returns ErrStreamBehind or ErrStreamGap.
+func CheckStream(ctx context.Context, stream jetstream.Stream, checkpoint uint64) error {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	st := info.State
+	if st.LastSeq < checkpoint {
+		return fmt.Errorf("%w: stream %s ends at sequence %d but the projections have folded up to %d. "+
+			"The NATS server lost acknowledged minutes, or this is not the stream the projections were built from. "+
+			"Restore the NATS store from a backup, or run `tally rebuild` to rebuild the projections from what the stream holds now",
+			ErrStreamBehind, info.Config.Name, st.LastSeq, checkpoint)
+	}
+	if st.Msgs > 0 && st.FirstSeq > checkpoint+1 {
+		return fmt.Errorf("%w: stream %s starts at sequence %d but the projections have folded only up to %d; messages %d..%d are gone. "+
+			"Restore the NATS store from a backup", ErrStreamGap, info.Config.Name, st.FirstSeq, checkpoint, checkpoint+1, st.FirstSeq-1)
+	}
+	return nil
+}
+
+// Run folds the stream until ctx is cancelled or the fold fails. It resumes
+// after the store's checkpoint. On cancellation it finishes and commits the
+// batch in hand and returns nil.
+func (a *Aggregator) Run(ctx context.Context) error {
+	fold := a.store.Fold()
+	checkpoint := fold.Meta().Checkpoint
+	if err := CheckStream(ctx, a.stream, checkpoint); err != nil {
+		return err
+	}
+	// The checkpoint, not the consumer's ack floor, is the truth: recreate
+	// the consumer to start right after it, so nothing waits for AckWait to
+	// be redelivered after a restart.
+	if err := a.stream.DeleteConsumer(ctx, a.cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("reset consumer %s: %w", a.cfg.Durable, err)
+	}
+	ccfg := jetstream.ConsumerConfig{
+		Durable:       a.cfg.Durable,
+		Description:   "tally fold",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 16 * a.cfg.BatchSize,
+	}
+	if checkpoint > 0 {
+		ccfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		ccfg.OptStartSeq = checkpoint + 1
+	}
+	cons, err := a.stream.CreateOrUpdateConsumer(ctx, ccfg)
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", a.cfg.Durable, err)
+	}
+
+	done := make(chan struct{})
+	defer close(done)
+	msgs := make(chan jetstream.Msg, 2*a.cfg.BatchSize)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	}, jetstream.PullMaxMessages(a.cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		a.cfg.Logger.Warn("consumer", "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer cc.Stop()
+	a.cfg.Logger.Info("fold started", "checkpoint", checkpoint, "consumer", a.cfg.Durable)
+
+	batch := make([]jetstream.Msg, 0, a.cfg.BatchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		case <-ctx.Done():
+			return nil
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		if err := a.foldBatch(batch); err != nil {
+			return err
+		}
+	}
+}
+
+// foldBatch applies, commits, then acknowledges a batch.
+func (a *Aggregator) foldBatch(batch []jetstream.Msg) error {
+	fold := a.store.Fold()
+	var msg Msg
+	for _, jm := range batch {
+		md, err := jm.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		msg = Msg{Seq: md.Sequence.Stream, Subject: jm.Subject(), Data: jm.Data(), Time: md.Timestamp}
+		if _, err := fold.Apply(&msg); err != nil {
+			return fmt.Errorf("fold seq %d: %w", msg.Seq, err)
+		}
+	}
+	changed, err := fold.Commit()
+	if err != nil {
+		return err
+	}
+	// Commit, then ack: a crash in between only causes a redelivery that
+	// the checkpoint skips. AckAll acknowledges the whole batch.
+	if err := batch[len(batch)-1].Ack(); err != nil {
+		a.cfg.Logger.Warn("ack", "err", err) // harmless: redelivered and skipped
+	}
+	if a.cfg.OnCommit != nil {
+		a.cfg.OnCommit(fold.Meta(), changed)
+	}
+	return nil
+}
+
+// Rebuild folds the whole stream, from its first message to the last one
+// it holds when Rebuild starts, into store (which should be empty). It
+// commits every batchSize messages and returns the number of messages read.
+func Rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSize int) (uint64, error) {
+	if batchSize <= 0 {
+		batchSize = 10000
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	last := info.State.LastSeq
+	fold := store.Fold()
+	if info.State.Msgs == 0 || fold.Meta().Checkpoint >= last {
+		return 0, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return 0, fmt.Errorf("ordered consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(batchSize))
+	if err != nil {
+		return 0, fmt.Errorf("read stream: %w", err)
+	}
+	defer it.Stop()
+	var n uint64
+	var msg Msg
+	for pending := 0; ; {
+		jm, err := it.Next()
+		if err != nil {
+			return n, fmt.Errorf("read stream after %d messages: %w", n, err)
+		}
+		md, err := jm.Metadata()
+		if err != nil {
+			return n, fmt.Errorf("message metadata: %w", err)
+		}
+		msg = Msg{Seq: md.Sequence.Stream, Subject: jm.Subject(), Data: jm.Data(), Time: md.Timestamp}
+		if _, err := fold.Apply(&msg); err != nil {
+			return n, fmt.Errorf("fold seq %d: %w", msg.Seq, err)
+		}
+		n++
+		pending++
+		if pending >= batchSize || msg.Seq >= last {
+			if _, err := fold.Commit(); err != nil {
+				return n, err
+			}
+			pending = 0
+		}
+		if msg.Seq >= last {
+			return n, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+	}
+}

@@ -1,0 +1,52 @@
+// Package projections folds the minutes stream into results: per station
+// (current minutes and history), per ward, district and province, and per
+// electoral unit, kept in Pebble and served to queries.
+//
+// # The fold
+//
+// The stream is the source of truth; the projections are a cache of it that
+// can be rebuilt at any time (see [Rebuild]). A [Fold] applies messages in
+// stream order. For each message it decodes the minutes, checks them against
+// the election (tally.Election.Check), compares them with the station's
+// current minutes for that contest (stale, duplicate, conflict: CONTRACT §3)
+// and, when they count, applies the difference between the new minutes and
+// the station's previous ones to the station's unit and to its ward,
+// district and province. Every outcome (applied, stale, duplicate, rejected)
+// is recorded in the station's history; rejections also in the rejection
+// log, with every broken rule.
+//
+// The whole fold state lives in memory: the current minutes of every
+// station for every contest and every aggregate. Pebble is the durable copy,
+// so the fold never reads Pebble per message. At open, the station minutes
+// are read once and the aggregates are recomputed from them (aggregates are
+// derived data; storing them only serves queries).
+//
+// # Exactly once
+//
+// A batch of messages is written to Pebble as one atomic, fsynced batch that
+// holds the station minutes, history entries, rejections and changed
+// aggregates together with the checkpoint: the stream sequence of the last
+// message folded. Only after the commit are the messages acknowledged.
+//
+// INVARIANT: a message at or below the checkpoint has already been applied,
+// and its effects are durable. A message above it has had no effect on the
+// store. After a crash at any point, restarting from the checkpoint and
+// skipping every message at or below it applies each message exactly once.
+//
+// # Key layout
+//
+//	m                                meta: checkpoint and outcome counters
+//	e                                fingerprint of the election file
+//	s/<contest>\x00<station>         current minutes (canonical binary form)
+//	h/<contest>\x00<station>\x00<seq> history entry (version, status, outcome)
+//	r/<seq>                          rejection (JSON)
+//	a/<contest>\x00<area>            area aggregate
+//	u/<contest>\x00<unit>            unit aggregate
+//
+// Sequences are 8-byte big-endian so keys sort in stream order. Ids, not
+// indexes, are used in keys, so a store stays readable if the election
+// file's order changes; the fingerprint refuses a different election.
+//
+// Queries read a Pebble snapshot, so the figures of a result and its
+// applied_seq always agree.
+package projections

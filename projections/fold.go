@@ -1,0 +1,336 @@
+package projections
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/tally"
+)
+
+// ErrBroken is returned by a Fold whose commit failed: its memory no longer
+// matches the store, so it must be discarded and the store reopened.
+var ErrBroken = errors.New("projections: fold state lost after a failed commit; reopen the store")
+
+// Msg is one message of the minutes stream.
+type Msg struct {
+	Seq     uint64    // stream sequence
+	Subject string    // the subject it was published on
+	Data    []byte    // binary or JSON minutes
+	Time    time.Time // when the stream stored it
+}
+
+// current is a station's current minutes for one contest, as the fold
+// needs them.
+type current struct {
+	version int64
+	status  tally.Status // 0: no minutes applied yet
+	hash    uint64       // xxhash of the canonical binary form
+	counts  tally.Counts
+	votes   []int64 // the unit's candidates; a window of contestState.arena
+}
+
+type contestState struct {
+	stations []current   // by station index
+	units    []aggregate // by unit index
+	areas    []aggregate // by area index
+}
+
+// Ref names an aggregate: a unit or an area of a contest.
+type Ref struct {
+	Contest int32
+	Unit    bool  // a unit if true, else an area
+	Index   int32 // unit or area index
+}
+
+// Fold applies stream messages to the projections. It owns the in-memory
+// fold state and the Pebble batch being built. It is not safe for concurrent
+// use: one goroutine folds, while queries go through the Store.
+type Fold struct {
+	e     *tally.Election
+	db    *pebble.DB
+	state []contestState
+	meta  Meta
+	batch *pebble.Batch
+	// dirty lists the aggregates changed since the last commit.
+	dirty  []Ref
+	broken bool
+
+	// Scratch space reused for every message.
+	m    tally.Minutes
+	r    tally.Resolved
+	viol []tally.Violation
+	enc  []byte
+	key  []byte
+	val  []byte
+}
+
+func newFold(e *tally.Election, db *pebble.DB) *Fold {
+	f := &Fold{e: e, db: db, state: make([]contestState, len(e.Contests))}
+	for c := range e.Contests {
+		cs := &f.state[c]
+		contest := &e.Contests[c]
+		// One arena per contest for every station's votes and one for every
+		// aggregate's: no allocation per station or per message.
+		n := 0
+		for s := range e.Stations {
+			if u := e.StationUnit(c, s); u >= 0 {
+				n += len(contest.Units[u].Candidates)
+			}
+		}
+		arena := make([]int64, n)
+		cs.stations = make([]current, len(e.Stations))
+		for s := range e.Stations {
+			if u := e.StationUnit(c, s); u >= 0 {
+				k := len(contest.Units[u].Candidates)
+				cs.stations[s].votes, arena = arena[:k:k], arena[k:]
+			}
+		}
+		cs.units = make([]aggregate, len(contest.Units))
+		for u := range cs.units {
+			cs.units[u].votes = make([]int64, len(contest.Units[u].Candidates))
+		}
+		cs.areas = make([]aggregate, len(e.Areas))
+		for a := range cs.areas {
+			cs.areas[a].votes = make([]int64, e.AreaVoteLen(c, a))
+		}
+	}
+	return f
+}
+
+// Meta returns the fold's position and counters, including messages applied
+// but not yet committed.
+func (f *Fold) Meta() Meta { return f.meta }
+
+// Apply folds one message into the pending batch. Messages must come in
+// stream order; a message at or below the checkpoint is Skipped.
+// Nothing is durable until Commit.
+func (f *Fold) Apply(msg *Msg) (Outcome, error) {
+	if f.broken {
+		return Skipped, ErrBroken
+	}
+	// INVARIANT: a message at or below the checkpoint has already been
+	// applied, in this process or before a restart.
+	if msg.Seq <= f.meta.Checkpoint {
+		return Skipped, nil
+	}
+	if f.batch == nil {
+		f.batch = f.db.NewBatch()
+	}
+	f.meta.Checkpoint = msg.Seq
+
+	m := &f.m
+	f.viol = f.viol[:0]
+	if len(msg.Data) > 0 && msg.Data[0] == events.BinaryMagic {
+		if err := events.DecodeBinary(msg.Data, m); err != nil {
+			*m = tally.Minutes{Votes: m.Votes[:0]}
+			f.viol = append(f.viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
+			return f.reject(msg)
+		}
+	} else {
+		d, err := events.DecodeJSONObject(msg.Data)
+		if err != nil {
+			*m = tally.Minutes{Votes: m.Votes[:0]}
+			f.viol = append(f.viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
+			return f.reject(msg)
+		}
+		*m = d.Minutes
+		f.viol = append(f.viol, d.Problems...)
+	}
+	// A station publishing straight to NATS may only speak for itself: the
+	// payload must name the station and contest of its subject.
+	if st, ct, ok := events.ParseSubject(f.e.ID, msg.Subject); !ok || st != m.Station || ct != m.Contest {
+		f.viol = append(f.viol, tally.Violation{Field: "station", Rule: tally.RuleSubject,
+			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, msg.Subject)})
+	}
+	f.viol = f.e.Check(m, 0, &f.r, f.viol)
+	if len(f.viol) > 0 {
+		return f.reject(msg)
+	}
+
+	r := &f.r
+	cs := &f.state[r.Contest]
+	cur := &cs.stations[r.Station]
+	f.enc = events.AppendBinary(f.enc[:0], m) // canonical: same content, same bytes
+	hash := xxhashSum(f.enc)
+	if cur.status != 0 {
+		switch {
+		case r.Version < cur.version:
+			f.meta.Stale++
+			f.history(msg.Seq, Stale)
+			return Stale, nil
+		case r.Version == cur.version && hash == cur.hash:
+			f.meta.Duplicates++
+			f.history(msg.Seq, Duplicate)
+			return Duplicate, nil
+		case r.Version == cur.version:
+			f.viol = append(f.viol, tally.Violation{Field: "version", Rule: tally.RuleConflict,
+				Message: fmt.Sprintf("version %d of station %q contest %q was already received with different content", r.Version, m.Station, m.Contest)})
+			return f.reject(msg)
+		}
+	}
+
+	// Fold the delta: take the previous minutes out, put the new ones in.
+	f.contribute(r.Contest, r.Station, cur, -1)
+	cur.version, cur.status, cur.hash, cur.counts = r.Version, r.Status, hash, r.Counts
+	copy(cur.votes, r.Votes)
+	f.contribute(r.Contest, r.Station, cur, +1)
+
+	f.key = appendIDKey(f.key[:0], prefixStation, m.Contest, m.Station)
+	if err := f.batch.Set(f.key, f.enc, nil); err != nil {
+		return Skipped, fmt.Errorf("stage station minutes: %w", err)
+	}
+	f.meta.Applied++
+	f.history(msg.Seq, Applied)
+	return Applied, nil
+}
+
+// contribute adds sign × cur to the station's unit and areas, if cur counts.
+func (f *Fold) contribute(c, s int, cur *current, sign int64) {
+	if cur.status != tally.Partial && cur.status != tally.Final {
+		return
+	}
+	cs := &f.state[c]
+	u := f.e.StationUnit(c, s)
+	f.add(&cs.units[u], Ref{Contest: int32(c), Unit: true, Index: int32(u)}, 0, cur, sign)
+	areas := f.e.StationAreas(s)
+	offs := f.e.VoteOffsets(c, s)
+	for k, a := range areas {
+		f.add(&cs.areas[a], Ref{Contest: int32(c), Index: int32(a)}, int(offs[k]), cur, sign)
+	}
+}
+
+func (f *Fold) add(a *aggregate, ref Ref, off int, cur *current, sign int64) {
+	if !a.dirty {
+		a.dirty = true
+		f.dirty = append(f.dirty, ref)
+	}
+	a.reporting += sign
+	if cur.status == tally.Final {
+		a.final += sign
+	}
+	a.counts.Registered += sign * cur.counts.Registered
+	a.counts.Voted += sign * cur.counts.Voted
+	a.counts.Issued += sign * cur.counts.Issued
+	a.counts.Received += sign * cur.counts.Received
+	a.counts.Valid += sign * cur.counts.Valid
+	a.counts.Invalid += sign * cur.counts.Invalid
+	votes := a.votes[off : off+len(cur.votes)]
+	for i, v := range cur.votes {
+		votes[i] += sign * v
+	}
+}
+
+// history stages the station's history entry for the message in f.m.
+func (f *Fold) history(seq uint64, o Outcome) {
+	f.key = appendHistoryKey(f.key[:0], f.m.Contest, f.m.Station, seq)
+	f.val = binary.AppendVarint(f.val[:0], f.m.Version)
+	f.val = append(f.val, byte(f.m.Status), byte(o))
+	_ = f.batch.Set(f.key, f.val, nil) // Set on an open batch fails only when closed
+}
+
+// Rejection is a rejected message with every rule it broke.
+type Rejection struct {
+	Seq     uint64            `json:"seq"`
+	Time    time.Time         `json:"time"`
+	Subject string            `json:"subject"`
+	Station string            `json:"station"`
+	Contest string            `json:"contest"`
+	Version int64             `json:"version"`
+	Status  string            `json:"status,omitempty"`
+	Errors  []tally.Violation `json:"errors"`
+}
+
+// reject records msg (decoded as far as possible in f.m) as rejected for the
+// violations in f.viol.
+func (f *Fold) reject(msg *Msg) (Outcome, error) {
+	m := &f.m
+	rej := Rejection{
+		Seq: msg.Seq, Time: msg.Time.UTC(), Subject: msg.Subject,
+		Station: m.Station, Contest: m.Contest, Version: m.Version, Errors: f.viol,
+	}
+	if m.Status != 0 {
+		rej.Status = m.Status.String()
+	}
+	val, err := json.Marshal(&rej)
+	if err != nil {
+		return Skipped, fmt.Errorf("encode rejection: %w", err)
+	}
+	f.key = appendRejectionKey(f.key[:0], msg.Seq)
+	if err := f.batch.Set(f.key, val, nil); err != nil {
+		return Skipped, fmt.Errorf("stage rejection: %w", err)
+	}
+	f.meta.Rejected++
+	// Only a real station's history gets the entry; ids that do not exist
+	// would only let a stranger write keys.
+	if _, ok := f.e.StationIndex(m.Station); ok {
+		if _, ok := f.e.ContestIndex(m.Contest); ok {
+			f.history(msg.Seq, Rejected)
+		}
+	}
+	return Rejected, nil
+}
+
+// Pending reports whether Apply staged anything since the last Commit.
+func (f *Fold) Pending() bool { return f.batch != nil }
+
+// Commit writes everything applied since the last commit, the changed
+// aggregates and the checkpoint in one fsynced Pebble batch. It returns the
+// changed aggregates (valid until the next Apply). If the commit fails the
+// Fold is broken: every later call returns ErrBroken.
+func (f *Fold) Commit() ([]Ref, error) {
+	if f.broken {
+		return nil, ErrBroken
+	}
+	if f.batch == nil {
+		return nil, nil
+	}
+	for _, ref := range f.dirty {
+		a := f.aggregate(ref)
+		a.dirty = false
+		f.key = f.aggregateKey(f.key[:0], ref)
+		f.val = a.append(f.val[:0])
+		if err := f.batch.Set(f.key, f.val, nil); err != nil {
+			f.broken = true
+			return nil, fmt.Errorf("stage aggregate: %w", err)
+		}
+	}
+	f.val = f.meta.append(f.val[:0])
+	if err := f.batch.Set(keyMeta, f.val, nil); err != nil {
+		f.broken = true
+		return nil, fmt.Errorf("stage checkpoint: %w", err)
+	}
+	err := f.batch.Commit(pebble.Sync)
+	f.batch.Close()
+	f.batch = nil
+	if err != nil {
+		f.broken = true
+		return nil, fmt.Errorf("commit fold batch at seq %d: %w", f.meta.Checkpoint, err)
+	}
+	changed := f.dirty
+	f.dirty = f.dirty[:0]
+	return changed, nil
+}
+
+func (f *Fold) aggregate(ref Ref) *aggregate {
+	if ref.Unit {
+		return &f.state[ref.Contest].units[ref.Index]
+	}
+	return &f.state[ref.Contest].areas[ref.Index]
+}
+
+func (f *Fold) aggregateKey(dst []byte, ref Ref) []byte {
+	c := f.e.Contests[ref.Contest].ID
+	if ref.Unit {
+		return appendIDKey(dst, prefixUnit, c, f.e.Contests[ref.Contest].Units[ref.Index].ID)
+	}
+	return appendIDKey(dst, prefixArea, c, f.e.Areas[ref.Index].ID)
+}
+
+func xxhashSum(b []byte) uint64 { return xxhash.Sum64(b) }

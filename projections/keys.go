@@ -1,0 +1,158 @@
+package projections
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tallyvn/tally/tally"
+)
+
+// Key prefixes (see the package doc).
+var (
+	keyMeta        = []byte("m")
+	keyFingerprint = []byte("e")
+)
+
+const (
+	prefixStation   = 's'
+	prefixHistory   = 'h'
+	prefixRejection = 'r'
+	prefixArea      = 'a'
+	prefixUnit      = 'u'
+)
+
+// appendIDKey appends "<prefix>/<a>\x00<b>".
+func appendIDKey(dst []byte, prefix byte, a, b string) []byte {
+	dst = append(dst, prefix, '/')
+	dst = append(dst, a...)
+	dst = append(dst, 0)
+	return append(dst, b...)
+}
+
+func appendHistoryKey(dst []byte, contest, station string, seq uint64) []byte {
+	dst = appendIDKey(dst, prefixHistory, contest, station)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func appendRejectionKey(dst []byte, seq uint64) []byte {
+	dst = append(dst, prefixRejection, '/')
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Meta is the fold's position and outcome counters, stored with every batch.
+type Meta struct {
+	// Checkpoint is the stream sequence of the last message folded.
+	Checkpoint uint64
+	Applied    uint64
+	Rejected   uint64
+	Duplicates uint64
+	Stale      uint64
+}
+
+func (m *Meta) append(dst []byte) []byte {
+	for _, v := range [5]uint64{m.Checkpoint, m.Applied, m.Rejected, m.Duplicates, m.Stale} {
+		dst = binary.BigEndian.AppendUint64(dst, v)
+	}
+	return dst
+}
+
+func decodeMeta(b []byte) (Meta, error) {
+	if len(b) != 40 {
+		return Meta{}, fmt.Errorf("projections: meta record is %d bytes, want 40", len(b))
+	}
+	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[8*i:]) }
+	return Meta{Checkpoint: u(0), Applied: u(1), Rejected: u(2), Duplicates: u(3), Stale: u(4)}, nil
+}
+
+// aggregate is the sum over some stations' current minutes.
+type aggregate struct {
+	reporting int64 // stations whose current minutes are partial or final
+	final     int64 // stations whose current minutes are final
+	counts    tally.Counts
+	votes     []int64 // layout: the unit's candidates, or the area's units' candidates end to end
+	dirty     bool
+}
+
+func (a *aggregate) append(dst []byte) []byte {
+	c := &a.counts
+	for _, v := range [8]int64{a.reporting, a.final, c.Registered, c.Voted, c.Issued, c.Received, c.Valid, c.Invalid} {
+		dst = binary.AppendVarint(dst, v)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(a.votes)))
+	for _, v := range a.votes {
+		dst = binary.AppendVarint(dst, v)
+	}
+	return dst
+}
+
+var errCorruptAggregate = errors.New("projections: corrupt aggregate record")
+
+// decodeAggregate decodes an aggregate record into a (votes freshly allocated).
+func decodeAggregate(b []byte, a *aggregate) error {
+	var f [8]int64
+	for i := range f {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return errCorruptAggregate
+		}
+		f[i], b = v, b[n:]
+	}
+	a.reporting, a.final = f[0], f[1]
+	a.counts = tally.Counts{Registered: f[2], Voted: f[3], Issued: f[4], Received: f[5], Valid: f[6], Invalid: f[7]}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return errCorruptAggregate
+	}
+	b = b[k:]
+	a.votes = make([]int64, n)
+	for i := range a.votes {
+		v, k := binary.Varint(b)
+		if k <= 0 {
+			return errCorruptAggregate
+		}
+		a.votes[i], b = v, b[k:]
+	}
+	return nil
+}
+
+// Outcome is what the fold made of one message.
+type Outcome uint8
+
+// Outcomes. Skipped messages were already folded (at or below the
+// checkpoint) and leave no trace.
+const (
+	Skipped Outcome = iota
+	Applied
+	Stale
+	Duplicate
+	Rejected
+)
+
+// String returns the outcome as the API spells it.
+func (o Outcome) String() string {
+	switch o {
+	case Applied:
+		return "applied"
+	case Stale:
+		return "stale"
+	case Duplicate:
+		return "duplicate"
+	case Rejected:
+		return "rejected"
+	}
+	return "skipped"
+}

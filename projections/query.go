@@ -1,0 +1,261 @@
+package projections
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/tally"
+)
+
+// AreaResult is the result of a contest in an area (CONTRACT §4).
+type AreaResult struct {
+	Contest           string           `json:"contest"`
+	Area              string           `json:"area"`
+	Level             tally.AreaLevel  `json:"level"`
+	Name              string           `json:"name"`
+	StationsExpected  int              `json:"stations_expected"`
+	StationsReporting int64            `json:"stations_reporting"`
+	StationsFinal     int64            `json:"stations_final"`
+	Registered        int64            `json:"registered"`
+	Voted             int64            `json:"voted"`
+	Issued            int64            `json:"issued"`
+	Received          int64            `json:"received"`
+	Valid             int64            `json:"valid"`
+	Invalid           int64            `json:"invalid"`
+	Votes             map[string]int64 `json:"votes"`
+	AppliedSeq        uint64           `json:"applied_seq"`
+}
+
+// UnitResult is the result of an electoral unit (CONTRACT §4).
+type UnitResult struct {
+	Contest           string            `json:"contest"`
+	Unit              string            `json:"unit"`
+	Level             string            `json:"level"` // always "unit"
+	Name              string            `json:"name"`
+	StationsExpected  int               `json:"stations_expected"`
+	StationsReporting int64             `json:"stations_reporting"`
+	StationsFinal     int64             `json:"stations_final"`
+	Registered        int64             `json:"registered"`
+	Voted             int64             `json:"voted"`
+	Issued            int64             `json:"issued"`
+	Received          int64             `json:"received"`
+	Valid             int64             `json:"valid"`
+	Invalid           int64             `json:"invalid"`
+	Votes             map[string]int64  `json:"votes"`
+	Seats             int               `json:"seats"`
+	Candidates        []CandidateResult `json:"candidates"`
+	Winners           []string          `json:"winners"`
+	Status            tally.UnitStatus  `json:"status"`
+	AppliedSeq        uint64            `json:"applied_seq"`
+}
+
+// CandidateResult is one candidate of a unit result, in rank order.
+type CandidateResult struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Born  string `json:"born"`
+	Votes int64  `json:"votes"`
+}
+
+// readAggregate reads an aggregate and the checkpoint from one snapshot.
+func (s *Store) readAggregate(key []byte, nvotes int) (aggregate, uint64, error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	meta, err := s.meta(snap)
+	if err != nil {
+		return aggregate{}, 0, err
+	}
+	var a aggregate
+	v, closer, err := snap.Get(key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		a.votes = make([]int64, nvotes)
+	case err != nil:
+		return aggregate{}, 0, fmt.Errorf("read aggregate: %w", err)
+	default:
+		err = decodeAggregate(v, &a)
+		closer.Close()
+		if err != nil {
+			return aggregate{}, 0, err
+		}
+		if len(a.votes) != nvotes {
+			return aggregate{}, 0, fmt.Errorf("aggregate %q has %d votes, election says %d", key, len(a.votes), nvotes)
+		}
+	}
+	return a, meta.Checkpoint, nil
+}
+
+// AreaResult returns the result of contest in area.
+// It returns tally.ErrUnknownContest or tally.ErrUnknownArea for unknown ids.
+func (s *Store) AreaResult(contest, area string) (*AreaResult, error) {
+	c, ok := s.e.ContestIndex(contest)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
+	}
+	ai, ok := s.e.AreaIndex(area)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", tally.ErrUnknownArea, area)
+	}
+	agg, seq, err := s.readAggregate(appendIDKey(nil, prefixArea, contest, area), s.e.AreaVoteLen(c, ai))
+	if err != nil {
+		return nil, err
+	}
+	a := &s.e.Areas[ai]
+	res := &AreaResult{
+		Contest: contest, Area: area, Level: a.Level, Name: a.Name,
+		StationsExpected: s.e.Expected(c, ai), StationsReporting: agg.reporting, StationsFinal: agg.final,
+		Registered: agg.counts.Registered, Voted: agg.counts.Voted, Issued: agg.counts.Issued,
+		Received: agg.counts.Received, Valid: agg.counts.Valid, Invalid: agg.counts.Invalid,
+		Votes: make(map[string]int64, len(agg.votes)), AppliedSeq: seq,
+	}
+	i := 0
+	for _, u := range s.e.AreaUnits(c, ai) {
+		for _, cand := range s.e.Contests[c].Units[u].Candidates {
+			res.Votes[cand.ID] = agg.votes[i]
+			i++
+		}
+	}
+	return res, nil
+}
+
+// UnitResult returns the result of unit in contest, winners and status
+// decided by the rules of CONTRACT §4.
+// It returns tally.ErrUnknownContest or tally.ErrUnknownUnit for unknown ids.
+func (s *Store) UnitResult(contest, unit string) (*UnitResult, error) {
+	c, ok := s.e.ContestIndex(contest)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
+	}
+	uc, ui, ok := s.e.UnitIndex(unit)
+	if !ok || uc != c {
+		return nil, fmt.Errorf("%w %q in contest %q", tally.ErrUnknownUnit, unit, contest)
+	}
+	u := &s.e.Contests[c].Units[ui]
+	agg, seq, err := s.readAggregate(appendIDKey(nil, prefixUnit, contest, unit), len(u.Candidates))
+	if err != nil {
+		return nil, err
+	}
+	d := s.e.Decide(c, ui, int(agg.final), agg.counts, agg.votes)
+	res := &UnitResult{
+		Contest: contest, Unit: unit, Level: "unit", Name: u.Name,
+		StationsExpected: len(s.e.UnitStations(c, ui)), StationsReporting: agg.reporting, StationsFinal: agg.final,
+		Registered: agg.counts.Registered, Voted: agg.counts.Voted, Issued: agg.counts.Issued,
+		Received: agg.counts.Received, Valid: agg.counts.Valid, Invalid: agg.counts.Invalid,
+		Votes: make(map[string]int64, len(u.Candidates)), Seats: u.Seats,
+		Candidates: make([]CandidateResult, 0, len(u.Candidates)), Winners: make([]string, 0, len(d.Winners)),
+		Status: d.Status, AppliedSeq: seq,
+	}
+	for k, cand := range u.Candidates {
+		res.Votes[cand.ID] = agg.votes[k]
+	}
+	for _, k := range d.Ranking {
+		cand := u.Candidates[k]
+		res.Candidates = append(res.Candidates, CandidateResult{ID: cand.ID, Name: cand.Name, Born: cand.Born, Votes: agg.votes[k]})
+	}
+	for _, k := range d.Winners {
+		res.Winners = append(res.Winners, u.Candidates[k].ID)
+	}
+	return res, nil
+}
+
+// HistoryEntry is one message a station sent for a contest and what the
+// fold made of it.
+type HistoryEntry struct {
+	Seq     uint64 `json:"seq"`
+	Version int64  `json:"version"`
+	Status  string `json:"status"`
+	Outcome string `json:"outcome"`
+}
+
+// StationView is a station's current minutes for a contest and its history.
+type StationView struct {
+	Current    json.RawMessage `json:"current"` // the minutes JSON, or null
+	History    []HistoryEntry  `json:"history"`
+	AppliedSeq uint64          `json:"applied_seq"`
+}
+
+// Station returns a station's current minutes and history for contest.
+// It returns tally.ErrUnknownContest or tally.ErrUnknownStation.
+func (s *Store) Station(contest, station string) (*StationView, error) {
+	if _, ok := s.e.ContestIndex(contest); !ok {
+		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
+	}
+	if _, ok := s.e.StationIndex(station); !ok {
+		return nil, fmt.Errorf("%w %q", tally.ErrUnknownStation, station)
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	meta, err := s.meta(snap)
+	if err != nil {
+		return nil, err
+	}
+	view := &StationView{Current: json.RawMessage("null"), History: []HistoryEntry{}, AppliedSeq: meta.Checkpoint}
+	v, closer, err := snap.Get(appendIDKey(nil, prefixStation, contest, station))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("read station minutes: %w", err)
+	default:
+		var m tally.Minutes
+		err = events.DecodeBinary(v, &m)
+		if err == nil {
+			view.Current = events.AppendJSON(nil, &m) // copies every string before closer.Close
+		}
+		closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("station minutes record: %w", err)
+		}
+	}
+	prefix := append(appendIDKey(nil, prefixHistory, contest, station), 0)
+	iter, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer iter.Close()
+	for iter.First(); iter.Valid(); iter.Next() {
+		k, val := iter.Key(), iter.Value()
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		version, n := binary.Varint(val)
+		if n <= 0 || len(val) != n+2 {
+			return nil, fmt.Errorf("corrupt history record %q", k)
+		}
+		st := tally.Status(val[n])
+		stName := st.String()
+		if st == 0 {
+			stName = ""
+		}
+		view.History = append(view.History, HistoryEntry{
+			Seq: binary.BigEndian.Uint64(k[len(prefix):]), Version: version,
+			Status: stName, Outcome: Outcome(val[n+1]).String(),
+		})
+	}
+	return view, iter.Error()
+}
+
+// Rejections returns every rejected message in stream order; station, if
+// not empty, keeps only that station's.
+func (s *Store) Rejections(station string) ([]Rejection, error) {
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRejection, '/'}, UpperBound: []byte{prefixRejection, '/' + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer iter.Close()
+	out := []Rejection{}
+	for iter.First(); iter.Valid(); iter.Next() {
+		var r Rejection
+		if err := json.Unmarshal(iter.Value(), &r); err != nil {
+			return nil, fmt.Errorf("corrupt rejection record %q: %w", iter.Key(), err)
+		}
+		if station == "" || r.Station == station {
+			out = append(out, r)
+		}
+	}
+	return out, iter.Error()
+}

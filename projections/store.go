@@ -1,0 +1,171 @@
+package projections
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/tally"
+)
+
+// ErrElectionMismatch is returned by Open when the store was built from a
+// different election file.
+var ErrElectionMismatch = errors.New("projections: store was built for a different election file")
+
+// Store holds the projections of one election in Pebble. Its query methods
+// are safe for concurrent use with each other and with the Fold.
+type Store struct {
+	e    *tally.Election
+	db   *pebble.DB
+	fold *Fold
+}
+
+// Open opens (creating if needed) the store in dir for election e and loads
+// the fold state from it.
+func Open(dir string, e *tally.Election) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("open projections %s: %w", dir, err)
+	}
+	s := &Store{e: e, db: db}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open projections %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Fingerprint identifies an election file's content.
+func Fingerprint(e *tally.Election) []byte {
+	b, _ := json.Marshal(e) // exported fields only: the file as read
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+func (s *Store) load() error {
+	fp := Fingerprint(s.e)
+	got, closer, err := s.db.Get(keyFingerprint)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := s.db.Set(keyFingerprint, fp, pebble.Sync); err != nil {
+			return fmt.Errorf("write election fingerprint: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read election fingerprint: %w", err)
+	default:
+		same := bytes.Equal(got, fp)
+		closer.Close()
+		if !same {
+			return fmt.Errorf("%w %q (run tally rebuild to rebuild the projections from the stream for this file)", ErrElectionMismatch, s.e.ID)
+		}
+	}
+
+	f := newFold(s.e, s.db)
+	if meta, err := s.meta(s.db); err != nil {
+		return err
+	} else {
+		f.meta = meta
+	}
+	// Rebuild the in-memory state from the stations' current minutes; the
+	// aggregates are recomputed rather than read.
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixStation, '/'}, UpperBound: []byte{prefixStation, '/' + 1}})
+	if err != nil {
+		return err
+	}
+	defer iter.Close()
+	var m tally.Minutes
+	var r tally.Resolved
+	for iter.First(); iter.Valid(); iter.Next() {
+		v := iter.Value()
+		if err := events.DecodeBinary(v, &m); err != nil {
+			return fmt.Errorf("station record %q: %w", iter.Key(), err)
+		}
+		if viol := s.e.Check(&m, 0, &r, nil); len(viol) > 0 {
+			return fmt.Errorf("station record %q no longer valid for this election: %v", iter.Key(), viol[0])
+		}
+		cur := &f.state[r.Contest].stations[r.Station]
+		cur.version, cur.status, cur.counts = r.Version, r.Status, r.Counts
+		cur.hash = xxhashSum(v)
+		copy(cur.votes, r.Votes)
+		f.contribute(r.Contest, r.Station, cur, +1)
+	}
+	if err := iter.Error(); err != nil {
+		return fmt.Errorf("read station records: %w", err)
+	}
+	for _, ref := range f.dirty {
+		f.aggregate(ref).dirty = false
+	}
+	f.dirty = f.dirty[:0]
+	s.fold = f
+	return nil
+}
+
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+func (s *Store) meta(r reader) (Meta, error) {
+	v, closer, err := r.Get(keyMeta)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Meta{}, nil
+	}
+	if err != nil {
+		return Meta{}, fmt.Errorf("read checkpoint: %w", err)
+	}
+	defer closer.Close()
+	return decodeMeta(v)
+}
+
+// Fold returns the store's fold. Only one goroutine may use it.
+func (s *Store) Fold() *Fold { return s.fold }
+
+// Election returns the election the store holds.
+func (s *Store) Election() *tally.Election { return s.e }
+
+// Meta returns the committed checkpoint and counters.
+func (s *Store) Meta() (Meta, error) { return s.meta(s.db) }
+
+// Close closes the store. Uncommitted fold work is discarded.
+func (s *Store) Close() error {
+	if s.fold != nil && s.fold.batch != nil {
+		s.fold.batch.Close()
+		s.fold.batch = nil
+	}
+	return s.db.Close()
+}
+
+// Metrics returns Pebble's metrics, for export by the caller.
+func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+
+// Dump calls fn for every key and value in key order (for tests and audits
+// that compare stores byte for byte).
+func (s *Store) Dump(fn func(key, value []byte) error) error {
+	iter, err := s.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	defer iter.Close()
+	for iter.First(); iter.Valid(); iter.Next() {
+		if err := fn(iter.Key(), iter.Value()); err != nil {
+			return err
+		}
+	}
+	return iter.Error()
+}
+
+// quietLogger drops Pebble's informational logs and keeps errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	pebble.DefaultLogger.Errorf(format, args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	pebble.DefaultLogger.Fatalf(format, args...)
+}
