@@ -244,6 +244,7 @@ type Rejection struct {
 	Contest string            `json:"contest"`
 	Version int64             `json:"version"`
 	Status  string            `json:"status,omitempty"`
+	Reason  string            `json:"reason"` // every broken rule, in words
 	Errors  []tally.Violation `json:"errors"`
 }
 
@@ -257,6 +258,12 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 	}
 	if m.Status != 0 {
 		rej.Status = m.Status.String()
+	}
+	for i, v := range f.viol {
+		if i > 0 {
+			rej.Reason += "; "
+		}
+		rej.Reason += v.Field + ": " + v.Message
 	}
 	val, err := json.Marshal(&rej)
 	if err != nil {

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tallyvn/tally/server"
+)
+
+func runSubmit(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("submit", "[--server URL] [FILE ...]",
+		`Submits count minutes (one JSON object, a JSON array or NDJSON per file;
+'-' or no file reads standard input). Each file is one request: either all
+of its minutes are stored or, when any breaks a rule, none is and every
+problem is printed. A request the server could not store (503, 429, network
+error) is retried with the same content, so it is never stored twice.`, stdout, stderr)
+	serverURL := fs.String("server", "http://127.0.0.1:8080", "tally server URL")
+	retryFor := fs.Duration("retry-for", 30*time.Second, "keep retrying a request the server could not store for this long (0: no retry)")
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	code := exitOK
+	for _, f := range files {
+		var body []byte
+		var err error
+		if f == "-" {
+			body, err = io.ReadAll(os.Stdin)
+		} else {
+			body, err = os.ReadFile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tally submit: %v\n", err)
+			return exitFailed
+		}
+		if c := submitOne(*serverURL, f, body, *retryFor, stdout, stderr); c != exitOK {
+			code = c
+		}
+	}
+	return code
+}
+
+func submitOne(serverURL, name string, body []byte, retryFor time.Duration, stdout, stderr io.Writer) int {
+	url := strings.TrimRight(serverURL, "/") + "/api/v1/minutes"
+	deadline := time.Now().Add(retryFor)
+	client := &http.Client{Timeout: 60 * time.Second}
+	for attempt := 1; ; attempt++ {
+		code, respBody, retryAfter, err := post(client, url, body)
+		retry := err != nil || code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests
+		if !retry {
+			return report(name, code, respBody, stdout, stderr)
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				fmt.Fprintf(stderr, "tally submit: %s: %v\n", name, err)
+			} else {
+				fmt.Fprintf(stderr, "tally submit: %s: server answered %d: %s\n", name, code, errorText(respBody))
+			}
+			return exitFailed
+		}
+		// Exponential backoff with full jitter, at least what the server asked.
+		wait := time.Duration(rand.Int64N(int64(min(100*time.Millisecond<<min(attempt, 6), 5*time.Second)) + 1))
+		wait = max(wait, retryAfter)
+		fmt.Fprintf(stderr, "tally submit: %s: not stored yet (%s), retrying in %s\n", name, describe(code, err), wait.Round(time.Millisecond))
+		time.Sleep(wait)
+	}
+}
+
+func describe(code int, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+func post(client *http.Client, url string, body []byte) (int, []byte, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	var ra time.Duration
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		ra = time.Duration(s) * time.Second
+	}
+	return resp.StatusCode, b, ra, nil
+}
+
+func report(name string, code int, body []byte, stdout, stderr io.Writer) int {
+	switch code {
+	case http.StatusAccepted:
+		var ok server.SubmitResponse
+		if err := json.Unmarshal(body, &ok); err != nil {
+			fmt.Fprintf(stderr, "tally submit: %s: bad answer: %v\n", name, err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "%s: accepted %d minutes, seq %d", name, ok.Accepted, ok.Seq)
+		if ok.Duplicates > 0 {
+			fmt.Fprintf(stdout, " (%d already stored)", ok.Duplicates)
+		}
+		fmt.Fprintln(stdout)
+		return exitOK
+	case http.StatusUnprocessableEntity:
+		var bad server.ErrorsResponse
+		if err := json.Unmarshal(body, &bad); err != nil {
+			fmt.Fprintf(stderr, "tally submit: %s: rejected: %s\n", name, body)
+			return exitFailed
+		}
+		fmt.Fprintf(stderr, "%s: rejected, nothing stored; %d problems:\n", name, len(bad.Errors))
+		for _, v := range bad.Errors {
+			fmt.Fprintf(stderr, "  minutes[%d] %s: %s (rule %s)\n", v.Index, v.Field, v.Message, v.Rule)
+		}
+		return exitFailed
+	default:
+		fmt.Fprintf(stderr, "tally submit: %s: server answered %d: %s\n", name, code, errorText(body))
+		return exitFailed
+	}
+}
+
+// errorText extracts {"error": ...} from an answer, or returns it as is.
+func errorText(body []byte) string {
+	var e struct{ Error string }
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(body))
+}

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/tally"
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/minutes", s.handleSubmit)
+	mux.HandleFunc("GET /api/v1/status", s.handleStatus)
+	mux.HandleFunc("GET /api/v1/contests/{contest}/areas/{area}", s.handleArea)
+	mux.HandleFunc("GET /api/v1/contests/{contest}/units/{unit}", s.handleUnit)
+	mux.HandleFunc("GET /api/v1/contests/{contest}/stations/{station}", s.handleStation)
+	mux.HandleFunc("GET /api/v1/rejections", s.handleRejections)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// SubmitResponse is the 202 answer to a submission.
+type SubmitResponse struct {
+	Accepted   int    `json:"accepted"`
+	Seq        uint64 `json:"seq"`
+	Duplicates int    `json:"duplicates"` // already stored by an earlier, identical submission
+}
+
+// ErrorsResponse is the 422 answer: every broken rule of every minutes.
+type ErrorsResponse struct {
+	Errors []tally.Violation `json:"errors"`
+}
+
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes; split the submission", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	decoded, err := events.DecodeJSON(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(decoded) > s.cfg.MaxMinutes {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d minutes in one request, at most %d", len(decoded), s.cfg.MaxMinutes))
+		return
+	}
+	var viol []tally.Violation
+	var res tally.Resolved
+	ms := make([]tally.Minutes, len(decoded))
+	for i := range decoded {
+		viol = append(viol, decoded[i].Problems...)
+		viol = s.e.Check(&decoded[i].Minutes, i, &res, viol)
+		ms[i] = decoded[i].Minutes
+	}
+	if len(viol) > 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, ErrorsResponse{Errors: viol})
+		return
+	}
+	pub, err := s.pub.Publish(r.Context(), ms)
+	if err != nil {
+		s.cfg.Logger.Warn("submission not stored", "err", err)
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, "minutes not stored, retry the same request: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, SubmitResponse{Accepted: len(ms), Seq: pub.Seq, Duplicates: pub.Duplicates})
+}
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	Election   string `json:"election"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	AppliedSeq uint64 `json:"applied_seq"`
+	Applied    uint64 `json:"applied"`
+	Rejected   uint64 `json:"rejected"`
+	Duplicates uint64 `json:"duplicates"`
+	Stale      uint64 `json:"stale"`
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	meta, err := s.store.Meta()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	info, err := s.stream.Info(r.Context())
+	if err != nil {
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, "stream unavailable: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, Status{
+		Election: s.e.ID, StreamSeq: info.State.LastSeq, AppliedSeq: meta.Checkpoint,
+		Applied: meta.Applied, Rejected: meta.Rejected, Duplicates: meta.Duplicates, Stale: meta.Stale,
+	})
+}
+
+func (s *Server) handleArea(w http.ResponseWriter, r *http.Request) {
+	res, err := s.store.AreaResult(r.PathValue("contest"), r.PathValue("area"))
+	s.writeResult(w, res, err)
+}
+
+func (s *Server) handleUnit(w http.ResponseWriter, r *http.Request) {
+	res, err := s.store.UnitResult(r.PathValue("contest"), r.PathValue("unit"))
+	s.writeResult(w, res, err)
+}
+
+func (s *Server) handleStation(w http.ResponseWriter, r *http.Request) {
+	res, err := s.store.Station(r.PathValue("contest"), r.PathValue("station"))
+	s.writeResult(w, res, err)
+}
+
+func (s *Server) handleRejections(w http.ResponseWriter, r *http.Request) {
+	station := r.URL.Query().Get("station")
+	if station != "" {
+		if _, ok := s.e.StationIndex(station); !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("%v %q", tally.ErrUnknownStation, station))
+			return
+		}
+	}
+	res, err := s.store.Rejections(station)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) writeResult(w http.ResponseWriter, res any, err error) {
+	switch {
+	case errors.Is(err, tally.ErrUnknownContest), errors.Is(err, tally.ErrUnknownArea),
+		errors.Is(err, tally.ErrUnknownUnit), errors.Is(err, tally.ErrUnknownStation):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		s.cfg.Logger.Error("query", "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"error":"encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
