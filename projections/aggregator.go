@@ -82,6 +82,14 @@ func CheckStream(ctx context.Context, stream jetstream.Stream, checkpoint uint64
 // after the store's checkpoint. On cancellation it finishes and commits the
 // batch in hand and returns nil.
 func (a *Aggregator) Run(ctx context.Context) error {
+	err := a.run(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // shutdown arrived while setting up: not a failure
+	}
+	return err
+}
+
+func (a *Aggregator) run(ctx context.Context) error {
 	fold := a.store.Fold()
 	checkpoint := fold.Meta().Checkpoint
 	if err := CheckStream(ctx, a.stream, checkpoint); err != nil {

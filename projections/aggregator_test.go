@@ -1,0 +1,235 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyvn/tally/broker"
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/projections"
+	"github.com/tallyvn/tally/tally"
+)
+
+// startStream starts an embedded NATS server with JetStream in a temp dir
+// and creates the minutes stream of e.
+func startStream(t *testing.T, e *tally.Election) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := broker.EnsureStream(context.Background(), js, events.StreamConfig(e.ID, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, st
+}
+
+// runAggregator runs an aggregator over store until the returned stop is
+// called; stop returns Run's error.
+func runAggregator(t *testing.T, store *projections.Store, st jetstream.Stream, batch int) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	agg := projections.NewAggregator(store, st, projections.AggregatorConfig{BatchSize: batch})
+	go func() { errc <- agg.Run(ctx) }()
+	return func() error { cancel(); return <-errc }
+}
+
+func waitCheckpoint(t *testing.T, store *projections.Store, seq uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m, err := store.Meta()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Checkpoint >= seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint %d, still waiting for %d", m.Checkpoint, seq)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestAggregatorMatchesReference publishes shuffled election nights to a real
+// JetStream stream (through the gateway's publisher, and a share as JSON
+// straight to NATS as a station would), folds them with the aggregator, which
+// is stopped and restarted on the same store several times, and compares
+// every result with the reference fold.
+func TestAggregatorMatchesReference(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 23052021))
+		fx := genElection(t, rng, 6, 12)
+		ms := genMinutes(rng, fx)
+		js, st := startStream(t, fx.e)
+		pub := events.NewPublisher(js, fx.e)
+		ctx := context.Background()
+		ref := newReference(fx)
+
+		dir := filepath.Join(t.TempDir(), "projections")
+		store, err := projections.Open(dir, fx.e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := runAggregator(t, store, st, 1+rng.IntN(300))
+		var last uint64
+		restarts := 0
+		for i := 0; i < len(ms); {
+			n := min(1+rng.IntN(20), len(ms)-i)
+			chunk := ms[i : i+n]
+			i += n
+			if rng.IntN(4) == 0 {
+				// A station with a NATS client publishes JSON itself.
+				for k := range chunk {
+					s, _ := fx.e.StationIndex(chunk[k].Station)
+					ack, err := js.Publish(ctx, events.Subject(fx.e, s, chunk[k].Contest), events.AppendJSON(nil, &chunk[k]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					last = ack.Sequence
+					ref.apply(chunk[k])
+				}
+			} else {
+				// The gateway publishes binary; an identical minutes within
+				// one chunk is deduplicated by Nats-Msg-Id, which the
+				// reference sees as a duplicate too.
+				p, err := pub.Publish(ctx, chunk)
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = p.Seq
+				for k := range chunk {
+					ref.apply(chunk[k])
+				}
+			}
+			if rng.IntN(8) == 0 {
+				if err := stop(); err != nil {
+					t.Fatalf("aggregator: %v", err)
+				}
+				if err := store.Close(); err != nil {
+					t.Fatal(err)
+				}
+				restarts++
+				if store, err = projections.Open(dir, fx.e); err != nil {
+					t.Fatal(err)
+				}
+				stop = runAggregator(t, store, st, 1+rng.IntN(300))
+			}
+		}
+		waitCheckpoint(t, store, last)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		meta, _ := store.Meta()
+		if meta.Applied != ref.applied {
+			t.Fatalf("seed %d: applied %d, reference %d", seed, meta.Applied, ref.applied)
+		}
+		compare(t, store, ref, meta.Checkpoint)
+		t.Logf("seed %d: %d minutes, stream at %d, %d restarts, meta %+v", seed, len(ms), last, restarts, meta)
+
+		// Rebuilding from the stream gives the same store, byte for byte.
+		n, err := projections.RebuildDir(ctx, st, fx.e, dir+"2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != last {
+			t.Fatalf("rebuild read %d messages, stream holds %d", n, last)
+		}
+		rebuilt, err := projections.Open(dir+"2", fx.e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertSameStore(t, store, rebuilt)
+		rebuilt.Close()
+		store.Close()
+	}
+}
+
+func dump(t *testing.T, s *projections.Store) (keys, vals []string) {
+	t.Helper()
+	err := s.Dump(func(k, v []byte) error {
+		keys = append(keys, string(k))
+		vals = append(vals, string(v))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, vals
+}
+
+func assertSameStore(t *testing.T, a, b *projections.Store) {
+	t.Helper()
+	ka, va := dump(t, a)
+	kb, vb := dump(t, b)
+	for i := 0; i < min(len(ka), len(kb)); i++ {
+		if ka[i] != kb[i] {
+			t.Fatalf("stores differ at key %d: %q vs %q", i, ka[i], kb[i])
+		}
+		if va[i] != vb[i] {
+			t.Fatalf("stores differ at key %q: %x vs %x", ka[i], va[i], vb[i])
+		}
+	}
+	if len(ka) != len(kb) {
+		t.Fatalf("stores hold %d and %d keys", len(ka), len(kb))
+	}
+}
+
+// TestStreamBehindCheckpoint: a stream that ends below the checkpoint (a
+// broker that lost acknowledged minutes) is refused loudly.
+func TestStreamBehindCheckpoint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	fx := genElection(t, rng, 2, 3)
+	ms := genMinutes(rng, fx)[:10]
+	js, st := startStream(t, fx.e)
+	dir := filepath.Join(t.TempDir(), "p")
+	store, err := projections.Open(dir, fx.e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	p, err := events.NewPublisher(js, fx.e).Publish(context.Background(), ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runAggregator(t, store, st, 100)
+	waitCheckpoint(t, store, p.Seq)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The broker loses everything: the stream is recreated empty.
+	ctx := context.Background()
+	if err := js.DeleteStream(ctx, st.CachedInfo().Config.Name); err != nil {
+		t.Fatal(err)
+	}
+	st, err = broker.EnsureStream(ctx, js, events.StreamConfig(fx.e.ID, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = projections.NewAggregator(store, st, projections.AggregatorConfig{}).Run(runCtx)
+	if !errors.Is(err, projections.ErrStreamBehind) {
+		t.Fatalf("aggregator on a stream behind the checkpoint: err %v, want ErrStreamBehind", err)
+	}
+	t.Logf("refused with: %v", err)
+}
