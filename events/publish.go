@@ -32,42 +32,51 @@ type Published struct {
 	Duplicates int    // events the stream already held (same Nats-Msg-Id)
 }
 
+// publishWindow bounds the async publishes in flight per call, well under
+// nats.go's default limit of outstanding async publishes.
+const publishWindow = 512
+
 // Publish stores ms on the stream and returns once JetStream acknowledged
 // every one of them. REQUIRES: every minutes passed Election.Check.
+// On error some of ms may be stored: retrying the same minutes is safe,
+// they carry the same Nats-Msg-Id.
 func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(ms))
-	var buf []byte
-	for i := range ms {
-		m := &ms[i]
-		s, ok := p.e.StationIndex(m.Station)
-		if !ok {
-			return Published{}, fmt.Errorf("publish minutes %d: %w %q", i, tally.ErrUnknownStation, m.Station)
-		}
-		buf = AppendBinary(buf[:0], m)
-		payload := append([]byte(nil), buf...)
-		msg := &nats.Msg{
-			Subject: Subject(p.e, s, m.Contest),
-			Data:    payload,
-			Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(m, payload)}},
-		}
-		f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.e.ID)))
-		if err != nil {
-			return Published{}, fmt.Errorf("%w: publish minutes %d: %v", ErrNotStored, i, err)
-		}
-		futures = append(futures, f)
-	}
 	var out Published
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				out.Duplicates++
+	futures := make([]jetstream.PubAckFuture, 0, min(len(ms), publishWindow))
+	var buf []byte
+	for start := 0; start < len(ms); start += publishWindow {
+		futures = futures[:0]
+		for i := start; i < min(start+publishWindow, len(ms)); i++ {
+			m := &ms[i]
+			s, ok := p.e.StationIndex(m.Station)
+			if !ok {
+				return Published{}, fmt.Errorf("publish minutes %d: %w %q", i, tally.ErrUnknownStation, m.Station)
 			}
-			out.Seq = max(out.Seq, ack.Sequence)
-		case err := <-f.Err():
-			return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, i, err)
-		case <-ctx.Done():
-			return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, i, ctx.Err())
+			buf = AppendBinary(buf[:0], m)
+			payload := append([]byte(nil), buf...)
+			msg := &nats.Msg{
+				Subject: Subject(p.e, s, m.Contest),
+				Data:    payload,
+				Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(m, payload)}},
+			}
+			f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.e.ID)))
+			if err != nil {
+				return Published{}, fmt.Errorf("%w: publish minutes %d: %v", ErrNotStored, i, err)
+			}
+			futures = append(futures, f)
+		}
+		for k, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				if ack.Duplicate {
+					out.Duplicates++
+				}
+				out.Seq = max(out.Seq, ack.Sequence)
+			case err := <-f.Err():
+				return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, start+k, err)
+			case <-ctx.Done():
+				return Published{}, fmt.Errorf("%w: minutes %d: no acknowledgement: %v", ErrNotStored, start+k, ctx.Err())
+			}
 		}
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +71,9 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, ErrorsResponse{Errors: viol})
 		return
 	}
-	pub, err := s.pub.Publish(r.Context(), ms)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	defer cancel()
+	pub, err := s.pub.Publish(ctx, ms)
 	if err != nil {
 		s.cfg.Logger.Warn("submission not stored", "err", err)
 		w.Header().Set("Retry-After", "2")

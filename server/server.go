@@ -48,7 +48,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxMinutes caps the minutes in one submission. Default 10,000.
 	MaxMinutes int
-	Logger     *slog.Logger
+	// PublishTimeout bounds the wait for JetStream's acknowledgements of
+	// one submission; past it the answer is 503. Default 10 s.
+	PublishTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 func (c *Config) ensureDefaults() {
@@ -63,6 +66,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxMinutes <= 0 {
 		c.MaxMinutes = 10_000
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
