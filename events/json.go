@@ -115,16 +115,17 @@ func decodeOne(raw json.RawMessage, index int, d *Decoded) error {
 	} else if _, given := fields["version"]; !given {
 		bad("version", tally.RuleRequired, "version is missing")
 	}
-	var status string
-	str("status", &status)
-	if status == "" {
-		if _, given := fields["status"]; !given {
-			bad("status", tally.RuleRequired, "status is missing")
-		}
-	} else if s, ok := tally.ParseStatus(status); ok {
-		m.Status = s
+	if v, given := fields["status"]; !given || isNull(v) {
+		bad("status", tally.RuleRequired, "status is missing")
 	} else {
-		bad("status", tally.RuleStatus, "status %q is not partial, final or withdrawn", status)
+		var status string
+		if err := json.Unmarshal(v, &status); err != nil {
+			bad("status", tally.RuleType, "status must be a string")
+		} else if s, ok := tally.ParseStatus(status); ok {
+			m.Status = s
+		} else {
+			bad("status", tally.RuleStatus, "status %q is not partial, final or withdrawn", status)
+		}
 	}
 	for i, f := range [6]*int64{&m.Counts.Registered, &m.Counts.Voted, &m.Counts.Issued, &m.Counts.Received, &m.Counts.Valid, &m.Counts.Invalid} {
 		if v, ok := num(countFieldNames[i]); ok {
