@@ -26,10 +26,10 @@ type AggregatorConfig struct {
 	BatchSize int
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// OnCommit, if set, is called by the fold goroutine after each commit
-	// with the new meta and the changed aggregates (valid only during the
-	// call). It must not block.
-	OnCommit func(Meta, []Ref)
+	// OnCommit, if set, is called by the fold goroutine after each commit.
+	// The slices in the BatchInfo are valid only during the call. It must
+	// not block: the fold waits for it.
+	OnCommit func(*BatchInfo)
 }
 
 func (c *AggregatorConfig) ensureDefaults() {
@@ -44,11 +44,23 @@ func (c *AggregatorConfig) ensureDefaults() {
 	}
 }
 
+// BatchInfo describes one committed fold batch.
+type BatchInfo struct {
+	Meta     Meta              // after the commit
+	Changed  []Ref             // aggregates the batch changed
+	Outcomes [Rejected + 1]int // messages per Outcome
+	Times    []time.Time       // when the stream stored each message
+	Commit   time.Duration     // how long the Pebble commit took
+	Pending  uint64            // messages left in the stream for the consumer after this batch
+	Done     time.Time         // when the commit finished
+}
+
 // Aggregator feeds a stream to a store's Fold with a durable pull consumer.
 type Aggregator struct {
 	store  *Store
 	stream jetstream.Stream
 	cfg    AggregatorConfig
+	info   BatchInfo // reused for every batch
 }
 
 // NewAggregator returns an aggregator folding stream into store.
@@ -162,6 +174,9 @@ func (a *Aggregator) run(ctx context.Context) error {
 // foldBatch applies, commits, then acknowledges a batch.
 func (a *Aggregator) foldBatch(batch []jetstream.Msg) error {
 	fold := a.store.Fold()
+	info := &a.info
+	info.Outcomes = [Rejected + 1]int{}
+	info.Times = info.Times[:0]
 	var msg Msg
 	for _, jm := range batch {
 		md, err := jm.Metadata()
@@ -169,21 +184,29 @@ func (a *Aggregator) foldBatch(batch []jetstream.Msg) error {
 			return fmt.Errorf("message metadata: %w", err)
 		}
 		msg = Msg{Seq: md.Sequence.Stream, Subject: jm.Subject(), Data: jm.Data(), Time: md.Timestamp}
-		if _, err := fold.Apply(&msg); err != nil {
+		o, err := fold.Apply(&msg)
+		if err != nil {
 			return fmt.Errorf("fold seq %d: %w", msg.Seq, err)
 		}
+		info.Outcomes[o]++
+		info.Times = append(info.Times, md.Timestamp)
+		info.Pending = md.NumPending
 	}
+	start := time.Now()
 	changed, err := fold.Commit()
 	if err != nil {
 		return err
 	}
+	info.Done = time.Now()
+	info.Commit = info.Done.Sub(start)
 	// Commit, then ack: a crash in between only causes a redelivery that
 	// the checkpoint skips. AckAll acknowledges the whole batch.
 	if err := batch[len(batch)-1].Ack(); err != nil {
 		a.cfg.Logger.Warn("ack", "err", err) // harmless: redelivered and skipped
 	}
 	if a.cfg.OnCommit != nil {
-		a.cfg.OnCommit(fold.Meta(), changed)
+		info.Meta, info.Changed = fold.Meta(), changed
+		a.cfg.OnCommit(info)
 	}
 	return nil
 }

@@ -244,9 +244,9 @@ func (s *Server) closeAll() {
 }
 
 // committed is the fold's OnCommit hook.
-func (s *Server) committed(meta projections.Meta, _ []projections.Ref) {
+func (s *Server) committed(b *projections.BatchInfo) {
 	s.mu.Lock()
-	s.mu.meta = meta
+	s.mu.meta = b.Meta
 	close(s.mu.changed)
 	s.mu.changed = make(chan struct{})
 	s.mu.Unlock()
