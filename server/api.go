@@ -15,16 +15,29 @@ import (
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/minutes", s.handleSubmit)
-	mux.HandleFunc("GET /api/v1/status", s.handleStatus)
-	mux.HandleFunc("GET /api/v1/contests/{contest}/areas/{area}", s.handleArea)
-	mux.HandleFunc("GET /api/v1/contests/{contest}/units/{unit}", s.handleUnit)
-	mux.HandleFunc("GET /api/v1/contests/{contest}/stations/{station}", s.handleStation)
-	mux.HandleFunc("GET /api/v1/rejections", s.handleRejections)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern, route string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, s.metrics.instrument(route, h))
+	}
+	handle("POST /api/v1/minutes", "minutes", s.handleSubmit)
+	handle("GET /api/v1/status", "status", s.handleStatus)
+	handle("GET /api/v1/election", "election", s.handleElection)
+	handle("GET /api/v1/contests/{contest}/areas/{area}", "area", s.handleArea)
+	handle("GET /api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
+	handle("GET /api/v1/contests/{contest}/stations/{station}", "station", s.handleStation)
+	handle("GET /api/v1/rejections", "rejections", s.handleRejections)
+	handle("GET /api/v1/stream", "stream", s.handleStream)
+	handle("/api/", "unknown", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /", s.metrics.instrument("dashboard", dashboard().ServeHTTP))
 	return mux
+}
+
+// handleElection serves the election file as loaded (the dashboard draws its
+// tree from it).
+func (s *Server) handleElection(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.e)
 }
 
 // SubmitResponse is the 202 answer to a submission.

@@ -88,6 +88,8 @@ type Server struct {
 	agg      *projections.Aggregator
 	ln       net.Listener
 	http     *http.Server
+	metrics  *metrics
+	hub      *hub
 
 	mu struct {
 		sync.Mutex
@@ -144,6 +146,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.mu.meta = meta
+	s.metrics = newMetrics(s.store)
+	s.metrics.appliedSeq.Set(float64(meta.Checkpoint))
+	s.hub = newHub(s.store, s.metrics, meta.Checkpoint)
 	// Refuse a stream that lost minutes before serving anything from it.
 	if err := projections.CheckStream(ctx, s.stream, meta.Checkpoint); err != nil {
 		return nil, err
@@ -166,6 +171,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	s.http.RegisterOnShutdown(func() { close(s.hub.closing) }) // end event streams
 	return s, nil
 }
 
@@ -188,7 +194,11 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		s.hub.run(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		err := s.agg.Run(ctx)
@@ -245,6 +255,8 @@ func (s *Server) closeAll() {
 
 // committed is the fold's OnCommit hook.
 func (s *Server) committed(b *projections.BatchInfo) {
+	s.metrics.batch(b)
+	s.hub.changed(b.Changed)
 	s.mu.Lock()
 	s.mu.meta = b.Meta
 	close(s.mu.changed)

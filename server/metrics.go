@@ -1,0 +1,165 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tallyvn/tally/projections"
+)
+
+// metrics holds tally's Prometheus metrics, on a registry of its own.
+type metrics struct {
+	reg *prometheus.Registry
+
+	events      *prometheus.CounterVec
+	batchSize   prometheus.Histogram
+	commit      prometheus.Histogram
+	lag         prometheus.Histogram
+	pending     prometheus.Gauge
+	appliedSeq  prometheus.Gauge
+	httpReqs    *prometheus.CounterVec
+	httpLatency *prometheus.HistogramVec
+	sseClients  prometheus.Gauge
+	sseDropped  prometheus.Counter
+}
+
+func newMetrics(store *projections.Store) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_events_total",
+			Help: "Minutes events folded, by outcome (applied, stale, duplicate, rejected).",
+		}, []string{"outcome"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_fold_batch_size",
+			Help:    "Events per fold batch (one Pebble commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_fold_commit_seconds",
+			Help:    "Latency of the fsynced Pebble commit of a fold batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_fold_lag_seconds",
+			Help:    "Time from JetStream storing an event to the fold committing it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_consumer_pending_messages",
+			Help: "Events in the stream not yet delivered to the fold.",
+		}),
+		appliedSeq: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_applied_sequence",
+			Help: "Stream sequence of the last event folded and committed.",
+		}),
+		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_http_requests_total",
+			Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tally_http_request_duration_seconds",
+			Help:    "HTTP request latency by route (for SSE: the connection's lifetime).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12),
+		}, []string{"route"}),
+		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_sse_clients",
+			Help: "Server-sent-event clients connected.",
+		}),
+		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_sse_coalesced_total",
+			Help: "Result updates a lagging SSE client skipped because a newer value of the same result replaced them.",
+		}),
+	}
+	reg.MustRegister(m.events, m.batchSize, m.commit, m.lag, m.pending, m.appliedSeq,
+		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		pebbleCollector{store: store})
+	for _, o := range []projections.Outcome{projections.Applied, projections.Stale, projections.Duplicate, projections.Rejected} {
+		m.events.WithLabelValues(o.String()) // export zeros from the start
+	}
+	return m
+}
+
+// batch records a committed fold batch.
+func (m *metrics) batch(b *projections.BatchInfo) {
+	for o, n := range b.Outcomes {
+		if n > 0 && projections.Outcome(o) != projections.Skipped {
+			m.events.WithLabelValues(projections.Outcome(o).String()).Add(float64(n))
+		}
+	}
+	m.batchSize.Observe(float64(len(b.Times)))
+	m.commit.Observe(b.Commit.Seconds())
+	for _, t := range b.Times {
+		m.lag.Observe(b.Done.Sub(t).Seconds())
+	}
+	m.pending.Set(float64(b.Pending))
+	m.appliedSeq.Set(float64(b.Meta.Checkpoint))
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// instrument counts and times requests of one route.
+func (m *metrics) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
+	latency := m.httpLatency.WithLabelValues(route)
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h(sw, r)
+		latency.Observe(time.Since(start).Seconds())
+		m.httpReqs.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+	}
+}
+
+// statusWriter remembers the status code; it passes Flush through for SSE.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// pebbleCollector exports the Pebble metrics that matter to an operator,
+// read at scrape time.
+type pebbleCollector struct{ store *projections.Store }
+
+var (
+	descCompactionDebt = prometheus.NewDesc("tally_pebble_compaction_debt_bytes", "Estimated bytes Pebble still has to compact.", nil, nil)
+	descMemtable       = prometheus.NewDesc("tally_pebble_memtable_size_bytes", "Bytes in Pebble memtables.", nil, nil)
+	descDisk           = prometheus.NewDesc("tally_pebble_disk_usage_bytes", "Bytes the projections take on disk.", nil, nil)
+	descReadAmp        = prometheus.NewDesc("tally_pebble_read_amplification", "Pebble read amplification (sublevels plus memtables).", nil, nil)
+)
+
+func (pebbleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descCompactionDebt
+	ch <- descMemtable
+	ch <- descDisk
+	ch <- descReadAmp
+}
+
+func (c pebbleCollector) Collect(ch chan<- prometheus.Metric) {
+	pm := c.store.Metrics()
+	ch <- prometheus.MustNewConstMetric(descCompactionDebt, prometheus.GaugeValue, float64(pm.Compact.EstimatedDebt))
+	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(pm.MemTable.Size))
+	ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, float64(pm.DiskSpaceUsage()))
+	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(pm.ReadAmp()))
+}
