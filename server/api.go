@@ -30,7 +30,7 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.Handle("GET /", s.metrics.instrument("dashboard", dashboard().ServeHTTP))
+	mux.Handle("/", s.metrics.instrument("dashboard", dashboard().ServeHTTP))
 	return mux
 }
 

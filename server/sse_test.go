@@ -1,0 +1,403 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tallyvn/tally/tally"
+)
+
+// longBien loads the example election and its minutes lines.
+func longBien(t testing.TB) (*tally.Election, [][]byte) {
+	t.Helper()
+	data, err := os.ReadFile("../examples/longbien/election.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := tally.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../examples/longbien/minutes.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
+}
+
+// liveServer runs a server on the example election until the test ends.
+func liveServer(t testing.TB, e *tally.Election) (*Server, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return srv, "http://" + srv.Addr()
+}
+
+// submitLines posts minutes lines as NDJSON and waits until they are folded.
+func submitLines(t testing.TB, srv *Server, base string, lines [][]byte) uint64 {
+	t.Helper()
+	resp, err := http.Post(base+"/api/v1/minutes", "application/x-ndjson", bytes.NewReader(bytes.Join(lines, []byte("\n"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ok SubmitResponse
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ok); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.WaitApplied(ctx, ok.Seq); err != nil {
+		t.Fatalf("seq %d not applied: %v", ok.Seq, err)
+	}
+	return ok.Seq
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	id, event string
+	data      map[string]any
+}
+
+func (ev sseEvent) key() string {
+	if u, ok := ev.data["unit"]; ok {
+		return fmt.Sprintf("%v/unit/%v", ev.data["contest"], u)
+	}
+	return fmt.Sprintf("%v/area/%v", ev.data["contest"], ev.data["area"])
+}
+
+// sseConn reads events from a stream in the background.
+type sseConn struct {
+	resp   *http.Response
+	events chan sseEvent
+}
+
+func openStream(t testing.TB, base, query, lastID string) *sseConn {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/stream"+query, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	c := &sseConn{resp: resp, events: make(chan sseEvent, 10000)}
+	t.Cleanup(func() { resp.Body.Close() })
+	go func() {
+		defer close(c.events)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.event != "" {
+					c.events <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(line[6:]), &ev.data); err != nil {
+					panic(err)
+				}
+			}
+		}
+	}()
+	return c
+}
+
+// collect gathers events until none arrives for quiet.
+func (c *sseConn) collect(quiet time.Duration) []sseEvent {
+	var out []sseEvent
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				return out
+			}
+			out = append(out, ev)
+		case <-time.After(quiet):
+			return out
+		}
+	}
+}
+
+func keys(evs []sseEvent) map[string]sseEvent {
+	m := map[string]sseEvent{}
+	for _, ev := range evs {
+		m[ev.key()] = ev // later events win: the latest value
+	}
+	return m
+}
+
+// TestStreamSendsChangedResults: a client gets the current state on
+// connect, then one event per result a submission changed, with the new
+// figures; filters select contest, area (and the areas under it) and unit.
+func TestStreamSendsChangedResults(t *testing.T) {
+	e, lines := longBien(t)
+	srv, base := liveServer(t, e)
+
+	all := openStream(t, base, "", "")
+	ward := openStream(t, base, "?contest=QH&area=LB-NT", "")
+	district := openStream(t, base, "?contest=HDND-LB&area=LB", "")
+	unit := openStream(t, base, "?unit=QH-HN-02", "")
+
+	// Initial state: every result the filter selects, once.
+	initAll := keys(all.collect(300 * time.Millisecond))
+	var nAreas, nUnits int
+	for c := range e.Contests {
+		for a := range e.Areas {
+			if e.Expected(c, a) > 0 {
+				nAreas++
+			}
+		}
+		nUnits += len(e.Contests[c].Units)
+	}
+	if len(initAll) != nAreas+nUnits {
+		t.Fatalf("initial state: %d results, want %d", len(initAll), nAreas+nUnits)
+	}
+	if got := keys(ward.collect(100 * time.Millisecond)); len(got) != 1 || got["QH/area/LB-NT"].event != "result" {
+		t.Fatalf("ward filter initial state: %v", got)
+	}
+	if got := keys(district.collect(100 * time.Millisecond)); len(got) != 15 { // the district and its 14 wards
+		t.Fatalf("district filter initial state: %d results, want 15", len(got))
+	}
+	keys(unit.collect(100 * time.Millisecond))
+
+	// One Ngọc Thụy station's QH final.
+	var nt [][]byte
+	for _, l := range lines {
+		if bytes.Contains(l, []byte(`"station":"LB-NT-01"`)) && bytes.Contains(l, []byte(`"contest":"QH"`)) {
+			nt = append(nt, l)
+		}
+	}
+	seq := submitLines(t, srv, base, nt)
+
+	got := keys(all.collect(300 * time.Millisecond))
+	want := []string{"QH/area/LB-NT", "QH/area/LB", "QH/area/HN", "QH/unit/QH-HN-02"}
+	if len(got) != len(want) {
+		t.Fatalf("after one station: events for %v, want %v", got, want)
+	}
+	for _, k := range want {
+		ev, ok := got[k]
+		if !ok {
+			t.Fatalf("no event for %s", k)
+		}
+		if ev.id != fmt.Sprint(seq) || ev.data["applied_seq"] != float64(seq) {
+			t.Fatalf("%s: id %s applied_seq %v, want %d", k, ev.id, ev.data["applied_seq"], seq)
+		}
+		if ev.data["stations_reporting"] != float64(1) {
+			t.Fatalf("%s: stations_reporting %v, want 1", k, ev.data["stations_reporting"])
+		}
+	}
+	if got := keys(ward.collect(200 * time.Millisecond)); len(got) != 1 || got["QH/area/LB-NT"].data["stations_final"] != float64(1) {
+		t.Fatalf("ward filter: %v", got)
+	}
+	if got := district.collect(200 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("HDND-LB filter got %d events for a QH submission", len(got))
+	}
+	if got := keys(unit.collect(200 * time.Millisecond)); len(got) != 1 || got["QH/unit/QH-HN-02"].data["status"] != "counting" {
+		t.Fatalf("unit filter: %v", got)
+	}
+
+	// Unknown filter ids are a 404, not an empty stream.
+	for _, q := range []string{"?contest=NOPE", "?area=NOPE", "?unit=NOPE", "?contest=QH&unit=HDND-LB-01"} {
+		resp, err := http.Get(base + "/api/v1/stream" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("stream%s: %d, want 404", q, resp.StatusCode)
+		}
+	}
+}
+
+// TestStreamResumesWithLastEventID: a client that reconnects with the id of
+// the last event it saw gets the results that changed since, and only them.
+func TestStreamResumesWithLastEventID(t *testing.T) {
+	e, lines := longBien(t)
+	srv, base := liveServer(t, e)
+	pick := func(station, contest string) [][]byte {
+		var out [][]byte
+		for _, l := range lines {
+			if bytes.Contains(l, []byte(`"station":"`+station+`"`)) && bytes.Contains(l, []byte(`"contest":"`+contest+`"`)) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	c := openStream(t, base, "?contest=HDND-LB", "")
+	c.collect(200 * time.Millisecond)
+	seq1 := submitLines(t, srv, base, pick("LB-NT-02", "HDND-LB"))
+	evs := c.collect(300 * time.Millisecond)
+	last := evs[len(evs)-1].id
+	if last != fmt.Sprint(seq1) {
+		t.Fatalf("last id %s, want %d", last, seq1)
+	}
+	c.resp.Body.Close() // the connection drops
+
+	submitLines(t, srv, base, pick("LB-PL-01", "HDND-LB")) // Phúc Lợi: another ward and unit
+	again := keys(openStream(t, base, "?contest=HDND-LB", last).collect(300 * time.Millisecond))
+	want := map[string]bool{"HDND-LB/area/LB-PL": true, "HDND-LB/area/LB": true, "HDND-LB/area/HN": true}
+	u := e.StationUnit(mustContest(t, e, "HDND-LB"), mustStation(t, e, "LB-PL-01"))
+	want["HDND-LB/unit/"+e.Contests[mustContest(t, e, "HDND-LB")].Units[u].ID] = true
+	if len(again) != len(want) {
+		t.Fatalf("resumed with %s: got %d results %v, want %v", last, len(again), again, want)
+	}
+	for k := range want {
+		if _, ok := again[k]; !ok {
+			t.Fatalf("resumed stream lacks %s", k)
+		}
+	}
+	if again["HDND-LB/area/LB"].data["stations_reporting"] != float64(2) {
+		t.Fatalf("district after resume: %v", again["HDND-LB/area/LB"].data)
+	}
+	// Without Last-Event-ID: the whole current state.
+	if n := len(keys(openStream(t, base, "?contest=HDND-LB", "").collect(300 * time.Millisecond))); n <= len(want) {
+		t.Fatalf("fresh connection got %d results, want the whole state", n)
+	}
+}
+
+func mustContest(t testing.TB, e *tally.Election, id string) int {
+	c, ok := e.ContestIndex(id)
+	if !ok {
+		t.Fatal(id)
+	}
+	return c
+}
+
+func mustStation(t testing.TB, e *tally.Election, id string) int {
+	s, ok := e.StationIndex(id)
+	if !ok {
+		t.Fatal(id)
+	}
+	return s
+}
+
+// stalledClient opens an event stream and never reads it. Its TCP buffers
+// fill up and the server's writes to it block.
+func stalledClient(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	// A tiny receive window, set before the handshake so it holds.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		})
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /api/v1/stream HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// TestStalledClientDoesNotSlowFold folds the whole example night twice on
+// fresh servers: once with no stream client, once with stalled clients that
+// never read and a live one that does. The fold must finish in both, the
+// live client must get the final state, and the time with stalled clients is
+// reported against the baseline (it must stay within a loose bound: the
+// figure of interest is in the log).
+func TestStalledClientDoesNotSlowFold(t *testing.T) {
+	e, lines := longBien(t)
+	run := func(stalled int) (time.Duration, *Server, string) {
+		srv, base := liveServer(t, e)
+		for i := 0; i < stalled; i++ {
+			stalledClient(t, srv.Addr())
+		}
+		start := time.Now()
+		// Many small requests: many commits, many result changes.
+		for i := 0; i < len(lines); i += 8 {
+			submitLines(t, srv, base, lines[i:min(i+8, len(lines))])
+		}
+		return time.Since(start), srv, base
+	}
+	base0, _, _ := run(0)
+
+	const stalled = 20
+	var live *sseConn
+	d, srv, base := func() (time.Duration, *Server, string) {
+		srv, base := liveServer(t, e)
+		for i := 0; i < stalled; i++ {
+			stalledClient(t, srv.Addr())
+		}
+		live = openStream(t, base, "?unit=QH-HN-02", "")
+		start := time.Now()
+		for i := 0; i < len(lines); i += 8 {
+			submitLines(t, srv, base, lines[i:min(i+8, len(lines))])
+		}
+		return time.Since(start), srv, base
+	}()
+	// The stalled clients really stalled: updates for them piled up and
+	// were coalesced to the latest value per result.
+	coalesced := testutil.ToFloat64(srv.metrics.sseDropped)
+	if coalesced == 0 {
+		t.Fatal("no update was coalesced: the stalled clients were not stalled")
+	}
+	t.Logf("%.0f updates coalesced for lagging clients", coalesced)
+	ratio := float64(d) / float64(base0)
+	t.Logf("folding %d minutes in %d requests: %v without stream clients, %v with %d stalled clients + 1 live (ratio %.2f)",
+		len(lines), (len(lines)+7)/8, base0.Round(time.Millisecond), d.Round(time.Millisecond), stalled, ratio)
+	if ratio > 3 {
+		t.Fatalf("stalled clients slowed the fold %.1f×", ratio)
+	}
+	// The live client ends with the final state of the unit.
+	var final map[string]any
+	deadline := time.After(5 * time.Second)
+	for final == nil || final["status"] == "counting" {
+		select {
+		case ev := <-live.events:
+			final = ev.data
+		case <-deadline:
+			t.Fatalf("live client never saw the decided unit; last %v", final)
+		}
+	}
+	resp, err := http.Get(base + "/api/v1/contests/QH/units/QH-HN-02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var want map[string]any
+	json.NewDecoder(resp.Body).Decode(&want)
+	if fmt.Sprint(final["winners"]) != fmt.Sprint(want["winners"]) || final["status"] != want["status"] {
+		t.Fatalf("live client's last unit event %v %v, API says %v %v", final["winners"], final["status"], want["winners"], want["status"])
+	}
+}
