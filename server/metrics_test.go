@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -132,6 +134,30 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "tally_consumer_pending_messages", "tally_pebble_compaction_debt_bytes", "tally_pebble_memtable_size_bytes", "tally_http_request_duration_seconds_bucket"} {
 		if len(m[name]) == 0 {
 			t.Errorf("%s not exported", name)
+		}
+	}
+}
+
+// TestGrafanaDashboardUsesExportedMetrics: every tally_ metric the shipped
+// Grafana dashboard queries is one the server exports.
+func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := longBien(t)
+	_, base := liveServer(t, e)
+	if resp, err := http.Get(base + "/api/v1/status"); err == nil { // so per-route series exist
+		resp.Body.Close()
+	}
+	m := scrape(t, base)
+	used := regexp.MustCompile(`\b(tally|process|go)_[a-z_]+`).FindAllString(string(raw), -1)
+	if len(used) < 10 {
+		t.Fatalf("only %d metric references in the dashboard", len(used))
+	}
+	for _, name := range used {
+		if len(m[name]) == 0 && len(m[name+"_bucket"]) == 0 && len(m[strings.TrimSuffix(name, "_bucket")+"_bucket"]) == 0 {
+			t.Errorf("dashboard queries %s, which /metrics does not export", name)
 		}
 	}
 }
