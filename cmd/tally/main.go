@@ -95,13 +95,19 @@ func newFlags(name, synopsis, description string, stdout, stderr io.Writer) *fla
 // parseFlags parses args; it returns an exit code and false when the
 // command should stop (help shown, or bad usage).
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (int, bool) {
+	// flag.Parse prints the usage itself on -h and on errors, to the flag
+	// set's output (stderr). Help is asked for, so it goes to stdout, once.
+	usage := fs.Usage
+	fs.Usage = func() {}
 	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return exitOK, false
-	}
-	if err != nil {
+	case err != nil:
+		fs.Usage()
 		return exitUsage, false
 	}
 	return exitOK, true
