@@ -330,53 +330,47 @@ func stalledClient(t testing.TB, addr string) net.Conn {
 	return conn
 }
 
-// TestStalledClientDoesNotSlowFold folds the whole example night twice on
-// fresh servers: once with no stream client, once with stalled clients that
-// never read and a live one that does. The fold must finish in both, the
-// live client must get the final state, and the time with stalled clients is
-// reported against the baseline (it must stay within a loose bound: the
-// figure of interest is in the log).
+// TestStalledClientDoesNotSlowFold folds the whole example night on fresh
+// servers, alternately with one live stream client only and with 20 more
+// clients that never read (their receive windows are tiny, so the server's
+// writes to them block once the kernel buffers fill). The fold must finish
+// either way, the live client must end with the final state, the stalled
+// clients must have had updates coalesced (proof they stalled), and the
+// time with stalled clients is reported against the baseline; outside the
+// race detector it must stay within 3× (the figure of interest is the log).
 func TestStalledClientDoesNotSlowFold(t *testing.T) {
 	e, lines := longBien(t)
-	run := func(stalled int) (time.Duration, *Server, string) {
+	const stalled = 20
+	run := func(stalled int) (time.Duration, *Server, string, *sseConn) {
 		srv, base := liveServer(t, e)
 		for i := 0; i < stalled; i++ {
 			stalledClient(t, srv.Addr())
 		}
+		live := openStream(t, base, "?unit=QH-HN-02", "")
 		start := time.Now()
 		// Many small requests: many commits, many result changes.
 		for i := 0; i < len(lines); i += 8 {
 			submitLines(t, srv, base, lines[i:min(i+8, len(lines))])
 		}
-		return time.Since(start), srv, base
+		return time.Since(start), srv, base, live
 	}
-	base0, _, _ := run(0)
+	best := func(a, b time.Duration) time.Duration { return min(a, b) }
+	b1, _, _, _ := run(0)
+	d1, srv, base, live := run(stalled)
+	b2, _, _, _ := run(0)
+	d2, _, _, _ := run(stalled)
+	base0, d := best(b1, b2), best(d1, d2)
 
-	const stalled = 20
-	var live *sseConn
-	d, srv, base := func() (time.Duration, *Server, string) {
-		srv, base := liveServer(t, e)
-		for i := 0; i < stalled; i++ {
-			stalledClient(t, srv.Addr())
-		}
-		live = openStream(t, base, "?unit=QH-HN-02", "")
-		start := time.Now()
-		for i := 0; i < len(lines); i += 8 {
-			submitLines(t, srv, base, lines[i:min(i+8, len(lines))])
-		}
-		return time.Since(start), srv, base
-	}()
 	// The stalled clients really stalled: updates for them piled up and
 	// were coalesced to the latest value per result.
 	coalesced := testutil.ToFloat64(srv.metrics.sseDropped)
 	if coalesced == 0 {
 		t.Fatal("no update was coalesced: the stalled clients were not stalled")
 	}
-	t.Logf("%.0f updates coalesced for lagging clients", coalesced)
 	ratio := float64(d) / float64(base0)
-	t.Logf("folding %d minutes in %d requests: %v without stream clients, %v with %d stalled clients + 1 live (ratio %.2f)",
-		len(lines), (len(lines)+7)/8, base0.Round(time.Millisecond), d.Round(time.Millisecond), stalled, ratio)
-	if ratio > 3 {
+	t.Logf("folding %d minutes in %d requests: best %v with 1 live stream client, best %v with %d stalled clients more (ratio %.2f); %.0f updates coalesced",
+		len(lines), (len(lines)+7)/8, base0.Round(time.Millisecond), d.Round(time.Millisecond), stalled, ratio, coalesced)
+	if ratio > 3 && !raceEnabled {
 		t.Fatalf("stalled clients slowed the fold %.1f×", ratio)
 	}
 	// The live client ends with the final state of the unit.
