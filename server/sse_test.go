@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -394,4 +395,57 @@ func TestStalledClientDoesNotSlowFold(t *testing.T) {
 	if fmt.Sprint(final["winners"]) != fmt.Sprint(want["winners"]) || final["status"] != want["status"] {
 		t.Fatalf("live client's last unit event %v %v, API says %v %v", final["winners"], final["status"], want["winners"], want["status"])
 	}
+}
+
+// TestManyStreamClients holds many district-dashboard clients (QH results
+// of the district and its wards) while the example night is folded, and
+// checks every client ends with the final district figures. The count is
+// 200 here; TALLY_SSE_CLIENTS raises it for a capacity measurement.
+func TestManyStreamClients(t *testing.T) {
+	n := 200
+	if v, err := strconv.Atoi(os.Getenv("TALLY_SSE_CLIENTS")); err == nil && v > 0 {
+		n = v
+	}
+	e, lines := longBien(t)
+	srv, base := liveServer(t, e)
+	clients := make([]*sseConn, n)
+	for i := range clients {
+		clients[i] = openStream(t, base, "?contest=QH&area=LB", "")
+	}
+	start := time.Now()
+	var seq uint64
+	for i := 0; i < len(lines); i += 8 {
+		seq = submitLines(t, srv, base, lines[i:min(i+8, len(lines))])
+	}
+	folded := time.Since(start)
+	resp, err := http.Get(base + "/api/v1/contests/QH/areas/LB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final map[string]any
+	json.NewDecoder(resp.Body).Decode(&final)
+	resp.Body.Close()
+	if final["applied_seq"] != float64(seq) {
+		t.Fatalf("district applied_seq %v, want %d", final["applied_seq"], seq)
+	}
+	same := func(ev sseEvent) bool {
+		return ev.key() == "QH/area/LB" && ev.data["stations_final"] == final["stations_final"] &&
+			ev.data["valid"] == final["valid"] && fmt.Sprint(ev.data["votes"]) == fmt.Sprint(final["votes"])
+	}
+	deadline := time.After(60 * time.Second)
+	for i, c := range clients {
+		for done := false; !done; {
+			select {
+			case ev, ok := <-c.events:
+				if !ok {
+					t.Fatalf("client %d: stream ended", i)
+				}
+				done = same(ev)
+			case <-deadline:
+				t.Fatalf("client %d never got the final district result %v", i, final)
+			}
+		}
+	}
+	t.Logf("%d SSE clients held; %d minutes folded in %v; every client had the final district result after %v",
+		n, len(lines), folded.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
