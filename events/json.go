@@ -64,6 +64,35 @@ func DecodeJSON(body []byte) ([]Decoded, error) {
 	return out, nil
 }
 
+// Check appends the decoding problems and then the violations
+// tally.Election.Check finds in m, leaving out those on a field the decoder
+// already flagged: a count that could not be read is reported once, as
+// unreadable, and not again as missing or as breaking the rules it is in.
+func Check(e *tally.Election, m *tally.Minutes, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) []tally.Violation {
+	dst = append(dst, problems...)
+	n := len(dst)
+	dst = e.Check(m, index, r, dst)
+	if len(problems) == 0 {
+		return dst
+	}
+	keep := dst[:n]
+	for _, v := range dst[n:] {
+		if !flagged(problems, v.Field) {
+			keep = append(keep, v)
+		}
+	}
+	return keep
+}
+
+func flagged(problems []tally.Violation, field string) bool {
+	for _, p := range problems {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // DecodeJSONObject reads exactly one minutes object (a payload published
 // straight to NATS).
 func DecodeJSONObject(data []byte) (Decoded, error) {
@@ -131,8 +160,6 @@ func decodeOne(raw json.RawMessage, index int, d *Decoded) error {
 		if v, ok := num(countFieldNames[i]); ok {
 			*f = v
 			m.Present |= 1 << i
-		} else if _, given := fields[countFieldNames[i]]; given {
-			m.Present |= 1 << i // given but broken: reported above, not "missing"
 		}
 	}
 	if v, ok := fields["votes"]; ok && !isNull(v) {

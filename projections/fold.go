@@ -127,6 +127,7 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 
 	m := &f.m
 	f.viol = f.viol[:0]
+	var problems []tally.Violation // what the JSON decoder already flagged
 	if len(msg.Data) > 0 && msg.Data[0] == events.BinaryMagic {
 		if err := events.DecodeBinary(msg.Data, m); err != nil {
 			*m = tally.Minutes{Votes: m.Votes[:0]}
@@ -141,7 +142,7 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 			return f.reject(msg)
 		}
 		*m = d.Minutes
-		f.viol = append(f.viol, d.Problems...)
+		problems = d.Problems
 	}
 	// A station publishing straight to NATS may only speak for itself: the
 	// payload must name the station and contest of its subject.
@@ -149,7 +150,7 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 		f.viol = append(f.viol, tally.Violation{Field: "station", Rule: tally.RuleSubject,
 			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, msg.Subject)})
 	}
-	f.viol = f.e.Check(m, 0, &f.r, f.viol)
+	f.viol = events.Check(f.e, m, problems, 0, &f.r, f.viol)
 	if len(f.viol) > 0 {
 		return f.reject(msg)
 	}
@@ -237,15 +238,18 @@ func (f *Fold) history(seq uint64, o Outcome) {
 
 // Rejection is a rejected message with every rule it broke.
 type Rejection struct {
-	Seq     uint64            `json:"seq"`
-	Time    time.Time         `json:"time"`
-	Subject string            `json:"subject"`
-	Station string            `json:"station"`
-	Contest string            `json:"contest"`
-	Version int64             `json:"version"`
-	Status  string            `json:"status,omitempty"`
-	Reason  string            `json:"reason"` // every broken rule, in words
-	Errors  []tally.Violation `json:"errors"`
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Subject string    `json:"subject"`
+	// SubjectStation is the station named by the subject, when it differs
+	// from the payload's (a station speaking for another, or no payload).
+	SubjectStation string            `json:"subject_station,omitempty"`
+	Station        string            `json:"station"`
+	Contest        string            `json:"contest"`
+	Version        int64             `json:"version"`
+	Status         string            `json:"status,omitempty"`
+	Reason         string            `json:"reason"` // every broken rule, in words
+	Errors         []tally.Violation `json:"errors"`
 }
 
 // reject records msg (decoded as far as possible in f.m) as rejected for the
@@ -258,6 +262,9 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 	}
 	if m.Status != 0 {
 		rej.Status = m.Status.String()
+	}
+	if st, _, ok := events.ParseSubject(f.e.ID, msg.Subject); ok && st != m.Station {
+		rej.SubjectStation = st
 	}
 	for i, v := range f.viol {
 		if i > 0 {

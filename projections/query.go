@@ -240,7 +240,7 @@ func (s *Store) Station(contest, station string) (*StationView, error) {
 }
 
 // Rejections returns every rejected message in stream order; station, if
-// not empty, keeps only that station's.
+// not empty, keeps those naming it in their payload or their subject.
 func (s *Store) Rejections(station string) ([]Rejection, error) {
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRejection, '/'}, UpperBound: []byte{prefixRejection, '/' + 1}})
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *Store) Rejections(station string) ([]Rejection, error) {
 		if err := json.Unmarshal(iter.Value(), &r); err != nil {
 			return nil, fmt.Errorf("corrupt rejection record %q: %w", iter.Key(), err)
 		}
-		if station == "" || r.Station == station {
+		if station == "" || r.Station == station || r.SubjectStation == station {
 			out = append(out, r)
 		}
 	}

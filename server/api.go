@@ -15,20 +15,29 @@ import (
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern, route string, h http.HandlerFunc) {
-		mux.HandleFunc(pattern, s.metrics.instrument(route, h))
+	handle := func(method, path, route string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, s.metrics.instrument(route, h))
+		allow := method
+		if method == http.MethodGet {
+			allow = "GET, HEAD"
+		}
+		// Any other method on a known path: 405 naming the one allowed.
+		mux.HandleFunc(path, s.metrics.instrument(route, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" not allowed on "+r.URL.Path+"; use "+method)
+		}))
 	}
-	handle("POST /api/v1/minutes", "minutes", s.handleSubmit)
-	handle("GET /api/v1/status", "status", s.handleStatus)
-	handle("GET /api/v1/election", "election", s.handleElection)
-	handle("GET /api/v1/contests/{contest}/areas/{area}", "area", s.handleArea)
-	handle("GET /api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
-	handle("GET /api/v1/contests/{contest}/stations/{station}", "station", s.handleStation)
-	handle("GET /api/v1/rejections", "rejections", s.handleRejections)
-	handle("GET /api/v1/stream", "stream", s.handleStream)
-	handle("/api/", "unknown", func(w http.ResponseWriter, r *http.Request) {
+	handle("POST", "/api/v1/minutes", "minutes", s.handleSubmit)
+	handle("GET", "/api/v1/status", "status", s.handleStatus)
+	handle("GET", "/api/v1/election", "election", s.handleElection)
+	handle("GET", "/api/v1/contests/{contest}/areas/{area}", "area", s.handleArea)
+	handle("GET", "/api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
+	handle("GET", "/api/v1/contests/{contest}/stations/{station}", "station", s.handleStation)
+	handle("GET", "/api/v1/rejections", "rejections", s.handleRejections)
+	handle("GET", "/api/v1/stream", "stream", s.handleStream)
+	mux.HandleFunc("/api/", s.metrics.instrument("unknown", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	}))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", s.metrics.instrument("dashboard", dashboard().ServeHTTP))
 	return mux
@@ -76,8 +85,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	var res tally.Resolved
 	ms := make([]tally.Minutes, len(decoded))
 	for i := range decoded {
-		viol = append(viol, decoded[i].Problems...)
-		viol = s.e.Check(&decoded[i].Minutes, i, &res, viol)
+		viol = events.Check(s.e, &decoded[i].Minutes, decoded[i].Problems, i, &res, viol)
 		ms[i] = decoded[i].Minutes
 	}
 	if len(viol) > 0 {
