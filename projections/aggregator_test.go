@@ -18,7 +18,7 @@ import (
 
 // startStream starts an embedded NATS server with JetStream in a temp dir
 // and creates the minutes stream of e.
-func startStream(t *testing.T, e *tally.Election) (jetstream.JetStream, jetstream.Stream) {
+func startStream(t testing.TB, e *tally.Election) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
 	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "none"})
 	if err != nil {
@@ -43,7 +43,7 @@ func startStream(t *testing.T, e *tally.Election) (jetstream.JetStream, jetstrea
 
 // runAggregator runs an aggregator over store until the returned stop is
 // called; stop returns Run's error.
-func runAggregator(t *testing.T, store *projections.Store, st jetstream.Stream, batch int) (stop func() error) {
+func runAggregator(t testing.TB, store *projections.Store, st jetstream.Stream, batch int) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -52,7 +52,7 @@ func runAggregator(t *testing.T, store *projections.Store, st jetstream.Stream, 
 	return func() error { cancel(); return <-errc }
 }
 
-func waitCheckpoint(t *testing.T, store *projections.Store, seq uint64) {
+func waitCheckpoint(t testing.TB, store *projections.Store, seq uint64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
