@@ -212,11 +212,18 @@ func tryStartServe(t testing.TB, electionFile, dataDir string, extra ...string) 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// CONTRACT §6: it logs the addresses it serves on at start.
-	logs := p.stderr.String()
-	if !strings.Contains(logs, "listening") || !strings.Contains(logs, "http=http://"+addr) {
-		p.kill()
-		t.Fatalf("tally serve answers on %s but did not log \"listening\" with http=http://%s; stderr:\n%s", addr, addr, logs)
+	// CONTRACT §6: it logs the addresses it serves on at start. The line is
+	// written before the first answer, but the goroutine copying the
+	// child's stderr into the buffer may not have caught up yet.
+	logged := func() bool {
+		logs := p.stderr.String()
+		return strings.Contains(logs, "listening") && strings.Contains(logs, "http=http://"+addr)
+	}
+	for wait := time.Now().Add(5 * time.Second); !logged(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(wait) {
+			p.kill()
+			t.Fatalf("tally serve answers on %s but did not log \"listening\" with http=http://%s; stderr:\n%s", addr, addr, p.stderr.String())
+		}
 	}
 	return p, nil
 }
