@@ -293,6 +293,28 @@ func (c *sseClient) take() []projections.Ref {
 	return refs
 }
 
+// appendEvents takes the client's pending results and appends one event per
+// result to buf, in ascending sequence order. Ids must never go down within a
+// stream: a client that loses the connection mid-flush resumes from the
+// highest id it saw, so every event before that one must have a lower or
+// equal id. out is scratch space, returned for reuse.
+func (c *sseClient) appendEvents(buf []byte, out []rendered) ([]byte, []rendered) {
+	for _, ref := range c.take() {
+		if v, ok := c.h.latest(ref); ok {
+			out = append(out, v)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b rendered) int { return cmp.Compare(a.seq, b.seq) })
+	for _, v := range out {
+		buf = append(buf, "id: "...)
+		buf = strconv.AppendUint(buf, v.seq, 10)
+		buf = append(buf, "\nevent: result\ndata: "...)
+		buf = append(buf, v.data...)
+		buf = append(buf, "\n\n"...)
+	}
+	return buf, out
+}
+
 // sseKeepAlive is how often an idle stream gets a comment line, so proxies
 // and the browser keep the connection.
 const sseKeepAlive = 15 * time.Second
@@ -346,6 +368,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	keepAlive := time.NewTicker(sseKeepAlive)
 	defer keepAlive.Stop()
 	var buf []byte
+	var out []rendered // scratch for appendEvents
 	for {
 		select {
 		case <-r.Context().Done():
@@ -357,18 +380,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-c.signal:
-			buf = buf[:0]
-			for _, ref := range c.take() {
-				v, ok := h.latest(ref)
-				if !ok {
-					continue
-				}
-				buf = append(buf, "id: "...)
-				buf = strconv.AppendUint(buf, v.seq, 10)
-				buf = append(buf, "\nevent: result\ndata: "...)
-				buf = append(buf, v.data...)
-				buf = append(buf, "\n\n"...)
-			}
+			buf, out = c.appendEvents(buf[:0], out[:0])
 			if len(buf) > 0 {
 				if _, err := w.Write(buf); err != nil {
 					return

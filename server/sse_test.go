@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -448,4 +449,46 @@ func TestManyStreamClients(t *testing.T) {
 	}
 	t.Logf("%d SSE clients held; %d minutes folded in %v; every client had the final district result after %v",
 		n, len(lines), folded.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// TestStreamIDsNeverGoDown: within one flush, events go out in ascending
+// sequence order, so a client resuming from the last id it saw never skips
+// an event that came before it. The cache is set up so that result order
+// and sequence order disagree, as they do for a client lagging over several
+// commits.
+func TestStreamIDsNeverGoDown(t *testing.T) {
+	e, _ := longBien(t)
+	srv, _ := liveServer(t, e)
+	h := srv.hub
+	c := &sseClient{h: h, filter: sseFilter{contest: -1, area: -1, unit: -1}, signal: make(chan struct{}, 1)}
+	c.mu.pending = map[projections.Ref]struct{}{}
+	var refs []projections.Ref
+	for a := 0; a < 10; a++ {
+		r := projections.Ref{Contest: 0, Index: int32(a)}
+		refs = append(refs, r)
+		h.cache.Lock()
+		h.cache.latest[r] = rendered{seq: uint64(100 - a), data: []byte(`{}`)} // later results, older values
+		h.cache.Unlock()
+	}
+	c.offer(refs, nil)
+	buf, _ := c.appendEvents(nil, nil)
+	var last uint64
+	n := 0
+	for _, line := range strings.Split(string(buf), "\n") {
+		if !strings.HasPrefix(line, "id: ") {
+			continue
+		}
+		id, err := strconv.ParseUint(line[4:], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id < last {
+			t.Fatalf("event %d has id %d after id %d:\n%s", n, id, last, buf)
+		}
+		last = id
+		n++
+	}
+	if n != len(refs) {
+		t.Fatalf("%d events, want %d", n, len(refs))
+	}
 }
