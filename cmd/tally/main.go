@@ -32,6 +32,7 @@ var commands = []command{
 	{"submit", "submit count minutes to a server", runSubmit},
 	{"results", "print the result of an area or an electoral unit", runResults},
 	{"rebuild", "rebuild the projections from the stream", runRebuild},
+	{"simulate", "play an election night of count minutes against a server", runSimulate},
 }
 
 func main() {
