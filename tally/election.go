@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -111,11 +110,24 @@ type Candidate struct {
 	Born string `json:"born"` // ISO date; older (smaller) ranks first on equal votes
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-
-// ValidID reports whether id is a valid identifier (CONTRACT §1): safe as a
-// NATS subject token and a URL path segment.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+// ValidID reports whether id is a valid identifier (CONTRACT §1),
+// ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$: safe as a NATS subject token and a URL
+// path segment. (Written out by hand: a national file has millions of ids.)
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Parse decodes and validates an election file. YAML is not accepted; JSON
 // is. On any problem it returns an *ElectionError listing every problem.
@@ -144,6 +156,26 @@ func (e *ElectionError) Error() string {
 	return fmt.Sprintf("invalid election file (%d problems):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
+// at names a place in the election file for a problem message. It is
+// formatted only when a problem is reported: a valid national file has
+// millions of places.
+type at struct {
+	outer *at
+	kind  string // "areas", "stations", "contests": an index; else a nested kind
+	i     int
+	id    string
+}
+
+func (w *at) String() string {
+	switch {
+	case w.outer != nil:
+		return fmt.Sprintf("%s %s %q", w.outer, w.kind, w.id)
+	case w.kind == "election":
+		return "election"
+	}
+	return fmt.Sprintf("%s[%d] %q", w.kind, w.i, w.id)
+}
+
 // problems collects election file problems.
 type problems []string
 
@@ -157,12 +189,12 @@ func validDate(s string) bool {
 // compile validates e and builds its indexes.
 func (e *Election) compile() error {
 	var p problems
-	checkID := func(kind, id, where string) {
+	checkID := func(kind, id string, where fmt.Stringer) {
 		if !ValidID(id) {
 			p.add("%s: %s id %q is not a valid id (^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$)", where, kind, id)
 		}
 	}
-	checkID("election", e.ID, "election")
+	checkID("election", e.ID, &at{kind: "election", id: e.ID})
 	if e.Name == "" {
 		p.add("election: name is empty")
 	}
@@ -173,7 +205,7 @@ func (e *Election) compile() error {
 	// Areas.
 	e.areaIdx = make(map[string]int, len(e.Areas))
 	for i, a := range e.Areas {
-		where := fmt.Sprintf("areas[%d] %q", i, a.ID)
+		where := &at{kind: "areas", i: i, id: a.ID}
 		checkID("area", a.ID, where)
 		if _, dup := e.areaIdx[a.ID]; dup {
 			p.add("%s: duplicate area id", where)
@@ -188,7 +220,7 @@ func (e *Election) compile() error {
 	for i := range e.Areas {
 		a := &e.Areas[i]
 		a.parent = -1
-		where := fmt.Sprintf("areas[%d] %q", i, a.ID)
+		where := &at{kind: "areas", i: i, id: a.ID}
 		switch a.Level {
 		case Province:
 			if a.Parent != "" {
@@ -215,7 +247,7 @@ func (e *Election) compile() error {
 	e.stationIdx = make(map[string]int, len(e.Stations))
 	for i := range e.Stations {
 		s := &e.Stations[i]
-		where := fmt.Sprintf("stations[%d] %q", i, s.ID)
+		where := &at{kind: "stations", i: i, id: s.ID}
 		checkID("station", s.ID, where)
 		if _, dup := e.stationIdx[s.ID]; dup {
 			p.add("%s: duplicate station id", where)
@@ -261,7 +293,7 @@ func (e *Election) compile() error {
 	e.candIdx = make(map[string][3]int)
 	for ci := range e.Contests {
 		c := &e.Contests[ci]
-		where := fmt.Sprintf("contests[%d] %q", ci, c.ID)
+		where := &at{kind: "contests", i: ci, id: c.ID}
 		checkID("contest", c.ID, where)
 		if _, dup := e.contestIdx[c.ID]; dup {
 			p.add("%s: duplicate contest id", where)
@@ -285,7 +317,7 @@ func (e *Election) compile() error {
 		}
 		for ui := range c.Units {
 			u := &c.Units[ui]
-			uwhere := fmt.Sprintf("%s unit %q", where, u.ID)
+			uwhere := &at{outer: where, kind: "unit", id: u.ID}
 			checkID("unit", u.ID, uwhere)
 			if _, dup := e.unitIdx[u.ID]; dup {
 				p.add("%s: duplicate unit id", uwhere)
@@ -303,7 +335,7 @@ func (e *Election) compile() error {
 			}
 			u.candByID = make(map[string]int, len(u.Candidates))
 			for k, cand := range u.Candidates {
-				cwhere := fmt.Sprintf("%s candidate %q", uwhere, cand.ID)
+				cwhere := &at{outer: uwhere, kind: "candidate", id: cand.ID}
 				checkID("candidate", cand.ID, cwhere)
 				if _, dup := e.candIdx[cand.ID]; dup {
 					p.add("%s: duplicate candidate id", cwhere)
@@ -390,21 +422,26 @@ func (e *Election) buildLayouts() {
 			for u := range set {
 				c.areaUnits[a] = append(c.areaUnits[a], u)
 			}
-			sort.Slice(c.areaUnits[a], func(i, j int) bool { return c.areaUnits[a][i] < c.areaUnits[a][j] })
+			slices.Sort(c.areaUnits[a])
+		}
+		// start[a][i] is where the candidates of areaUnits[a][i] begin in
+		// area a's vote vector; a station finds its unit by binary search.
+		start := make([][]int32, len(e.Areas))
+		for a, units := range c.areaUnits {
+			start[a] = make([]int32, len(units))
+			off := int32(0)
+			for i, u := range units {
+				start[a][i] = off
+				off += int32(len(c.Units[u].Candidates))
+			}
 		}
 		for s, u := range c.stationUnit {
 			if u < 0 {
 				continue
 			}
 			for k, a := range e.Stations[s].areas {
-				off := int32(0)
-				for _, v := range c.areaUnits[a] {
-					if v == u {
-						break
-					}
-					off += int32(len(c.Units[v].Candidates))
-				}
-				c.voteOffset[s][k] = off
+				i, _ := slices.BinarySearch(c.areaUnits[a], u)
+				c.voteOffset[s][k] = start[a][i]
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package tally_test
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -313,6 +314,31 @@ func TestValidIDFollowsTheIdentifierPattern(t *testing.T) {
 	for _, tt := range tests {
 		if got := tally.ValidID(tt.id); got != tt.want {
 			t.Errorf("ValidID(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}
+
+// TestValidIDMatchesTheContractPattern compares ValidID with the pattern of
+// CONTRACT §1 on every short string over a small alphabet and on edge cases.
+func TestValidIDMatchesTheContractPattern(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	alphabet := []string{"a", "Z", "0", "_", "-", ".", " ", "ệ", "*", ">"}
+	var gen func(prefix string, n int)
+	gen = func(prefix string, n int) {
+		if got, want := tally.ValidID(prefix), re.MatchString(prefix); got != want {
+			t.Fatalf("ValidID(%q) = %v, pattern says %v", prefix, got, want)
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			gen(prefix+c, n-1)
+		}
+	}
+	gen("", 4)
+	for _, id := range []string{strings.Repeat("a", 64), strings.Repeat("a", 65), "a" + strings.Repeat("-", 63), "-a", "a\n"} {
+		if got, want := tally.ValidID(id), re.MatchString(id); got != want {
+			t.Fatalf("ValidID(%q) = %v, pattern says %v", id, got, want)
 		}
 	}
 }

@@ -64,9 +64,6 @@ func goTool() (string, error) {
 			return p, nil
 		}
 	}
-	if p := filepath.Join(runtime.GOROOT(), "bin", name); fileExists(p) {
-		return p, nil
-	}
 	return exec.LookPath("go")
 }
 

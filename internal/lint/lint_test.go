@@ -18,7 +18,14 @@ func root(t *testing.T) string {
 
 // TestGofmt fails on any file gofmt would change.
 func TestGofmt(t *testing.T) {
-	gofmt := filepath.Join(runtime.GOROOT(), "bin", "gofmt")
+	gofmt, err := exec.LookPath("gofmt")
+	if err != nil {
+		out, err := exec.Command("go", "env", "GOROOT").Output()
+		if err != nil {
+			t.Fatalf("find gofmt: %v", err)
+		}
+		gofmt = filepath.Join(strings.TrimSpace(string(out)), "bin", "gofmt")
+	}
 	out, err := exec.Command(gofmt, "-l", root(t)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("gofmt: %v\n%s", err, out)
