@@ -217,7 +217,6 @@ func (s *Server) Run(ctx context.Context) error {
 		errc <- err
 		cancel()
 	}()
-	s.cfg.Logger.Info("tally serving", "election", s.e.ID, "http", "http://"+s.Addr(), "nats", s.NATSURL())
 	<-ctx.Done()
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 15*time.Second)
 	defer stop()
