@@ -56,11 +56,21 @@ type BatchInfo struct {
 }
 
 // Aggregator feeds a stream to a store's Fold with a durable pull consumer.
+//
+// It pipelines: while one batch commits (and fsyncs) on a committer
+// goroutine, the next is decoded and applied in memory. Each batch is
+// acknowledged only after its own commit.
 type Aggregator struct {
 	store  *Store
 	stream jetstream.Stream
 	cfg    AggregatorConfig
-	info   BatchInfo // reused for every batch
+}
+
+// inflight is a sealed batch on its way to the committer.
+type inflight struct {
+	sealed *Sealed
+	last   jetstream.Msg // acknowledged (AckAll) once committed
+	info   *BatchInfo
 }
 
 // NewAggregator returns an aggregator folding stream into store.
@@ -147,12 +157,46 @@ func (a *Aggregator) run(ctx context.Context) error {
 	defer cc.Stop()
 	a.cfg.Logger.Info("fold started", "checkpoint", checkpoint, "consumer", a.cfg.Durable)
 
+	// The committer commits sealed batches in order, then acknowledges and
+	// reports them. Two BatchInfo values alternate: one being filled, one
+	// being committed.
+	commits := make(chan inflight)
+	free := make(chan *BatchInfo, 2)
+	free <- new(BatchInfo)
+	free <- new(BatchInfo)
+	commitErr := make(chan error, 1)
+	go func() {
+		defer close(commitErr)
+		for in := range commits {
+			if err := a.commit(in); err != nil {
+				commitErr <- err
+				for range commits { // let the fold loop finish sending
+				}
+				return
+			}
+			free <- in.info
+		}
+	}()
+	err = a.foldLoop(ctx, msgs, commits, free, commitErr)
+	close(commits)
+	if cerr := <-commitErr; err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// foldLoop applies batches and hands them to the committer until ctx is
+// done or something fails.
+func (a *Aggregator) foldLoop(ctx context.Context, msgs <-chan jetstream.Msg, commits chan<- inflight, free chan *BatchInfo, commitErr <-chan error) error {
+	fold := a.store.Fold()
 	batch := make([]jetstream.Msg, 0, a.cfg.BatchSize)
 	for {
 		batch = batch[:0]
 		select {
 		case m := <-msgs:
 			batch = append(batch, m)
+		case err := <-commitErr:
+			return err
 		case <-ctx.Done():
 			return nil
 		}
@@ -165,47 +209,62 @@ func (a *Aggregator) run(ctx context.Context) error {
 				break drain
 			}
 		}
-		if err := a.foldBatch(batch); err != nil {
+		var info *BatchInfo
+		select {
+		case info = <-free:
+		case err := <-commitErr:
+			return err
+		}
+		info.Outcomes = [Rejected + 1]int{}
+		info.Times = info.Times[:0]
+		var msg Msg
+		for _, jm := range batch {
+			ack, ok := parseAck(jm.Reply())
+			if !ok {
+				return fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
+			}
+			msg = Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored}
+			o, err := fold.Apply(&msg)
+			if err != nil {
+				return fmt.Errorf("fold seq %d: %w", msg.Seq, err)
+			}
+			info.Outcomes[o]++
+			info.Times = append(info.Times, ack.stored)
+			info.Pending = ack.pending
+		}
+		sealed, err := fold.Seal()
+		if err != nil {
+			return err
+		}
+		if sealed == nil { // every message was at or below the checkpoint
+			batch[len(batch)-1].Ack()
+			free <- info
+			continue
+		}
+		select {
+		case commits <- inflight{sealed: sealed, last: batch[len(batch)-1], info: info}:
+		case err := <-commitErr:
 			return err
 		}
 	}
 }
 
-// foldBatch applies, commits, then acknowledges a batch.
-func (a *Aggregator) foldBatch(batch []jetstream.Msg) error {
-	fold := a.store.Fold()
-	info := &a.info
-	info.Outcomes = [Rejected + 1]int{}
-	info.Times = info.Times[:0]
-	var msg Msg
-	for _, jm := range batch {
-		md, err := jm.Metadata()
-		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		msg = Msg{Seq: md.Sequence.Stream, Subject: jm.Subject(), Data: jm.Data(), Time: md.Timestamp}
-		o, err := fold.Apply(&msg)
-		if err != nil {
-			return fmt.Errorf("fold seq %d: %w", msg.Seq, err)
-		}
-		info.Outcomes[o]++
-		info.Times = append(info.Times, md.Timestamp)
-		info.Pending = md.NumPending
-	}
+// commit commits one sealed batch, then acknowledges and reports it.
+func (a *Aggregator) commit(in inflight) error {
 	start := time.Now()
-	changed, err := fold.Commit()
-	if err != nil {
+	if err := a.store.Fold().CommitSealed(in.sealed); err != nil {
 		return err
 	}
+	info := in.info
 	info.Done = time.Now()
 	info.Commit = info.Done.Sub(start)
 	// Commit, then ack: a crash in between only causes a redelivery that
 	// the checkpoint skips. AckAll acknowledges the whole batch.
-	if err := batch[len(batch)-1].Ack(); err != nil {
+	if err := in.last.Ack(); err != nil {
 		a.cfg.Logger.Warn("ack", "err", err) // harmless: redelivered and skipped
 	}
 	if a.cfg.OnCommit != nil {
-		info.Meta, info.Changed = fold.Meta(), changed
+		info.Meta, info.Changed = in.sealed.Meta, in.sealed.Changed
 		a.cfg.OnCommit(info)
 	}
 	return nil

@@ -2,7 +2,9 @@ package projections_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -77,6 +79,14 @@ func BenchmarkDrain(b *testing.B) {
 			store, err := projections.Open(filepath.Join(b.TempDir(), "p"), w.fx.e)
 			if err != nil {
 				b.Fatal(err)
+			}
+			if path := os.Getenv("TALLY_FOLD_PROFILE"); path != "" && i == b.N-1 {
+				f, err := os.Create(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pprof.StartCPUProfile(f)
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
 			}
 			start := time.Now()
 			stop := runAggregator(b, store, st, 2000)

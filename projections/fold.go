@@ -1,10 +1,11 @@
 package projections
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -34,6 +35,25 @@ type current struct {
 	hash    uint64       // xxhash of the canonical binary form
 	counts  tally.Counts
 	votes   []int64 // the unit's candidates; a window of contestState.arena
+	// payload is the canonical binary form of the current minutes (nil
+	// before any), kept to rewrite the station record.
+	payload []byte
+	// hist is the station's history for the contest, kept inline in its
+	// record up to maxInlineHistory entries; later entries get keys of
+	// their own, so a flood of messages for one station cannot make each
+	// write ever longer.
+	hist []histEntry
+}
+
+// maxInlineHistory bounds the history kept inline in a station record.
+const maxInlineHistory = 64
+
+// histEntry is one message a station sent for a contest and its outcome.
+type histEntry struct {
+	seq     uint64
+	version int64
+	status  tally.Status
+	outcome Outcome
 }
 
 type contestState struct {
@@ -58,9 +78,11 @@ type Fold struct {
 	state []contestState
 	meta  Meta
 	batch *pebble.Batch
-	// dirty lists the aggregates changed since the last commit.
-	dirty  []Ref
-	broken bool
+	// dirty lists the aggregates changed since the last Seal.
+	dirty []Ref
+	// broken is set when a commit failed; CommitSealed may run on another
+	// goroutine than Apply, hence atomic.
+	broken atomic.Bool
 
 	// Scratch space reused for every message.
 	m    tally.Minutes
@@ -112,7 +134,7 @@ func (f *Fold) Meta() Meta { return f.meta }
 // stream order; a message at or below the checkpoint is Skipped.
 // Nothing is durable until Commit.
 func (f *Fold) Apply(msg *Msg) (Outcome, error) {
-	if f.broken {
+	if f.broken.Load() {
 		return Skipped, ErrBroken
 	}
 	// INVARIANT: a message at or below the checkpoint has already been
@@ -164,11 +186,11 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 		switch {
 		case r.Version < cur.version:
 			f.meta.Stale++
-			f.history(msg.Seq, Stale)
+			f.history(r.Contest, r.Station, msg.Seq, Stale)
 			return Stale, nil
 		case r.Version == cur.version && hash == cur.hash:
 			f.meta.Duplicates++
-			f.history(msg.Seq, Duplicate)
+			f.history(r.Contest, r.Station, msg.Seq, Duplicate)
 			return Duplicate, nil
 		case r.Version == cur.version:
 			f.viol = append(f.viol, tally.Violation{Field: "version", Rule: tally.RuleConflict,
@@ -181,14 +203,11 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 	f.contribute(r.Contest, r.Station, cur, -1)
 	cur.version, cur.status, cur.hash, cur.counts = r.Version, r.Status, hash, r.Counts
 	copy(cur.votes, r.Votes)
+	cur.payload = append(cur.payload[:0], f.enc...)
 	f.contribute(r.Contest, r.Station, cur, +1)
 
-	f.key = appendIDKey(f.key[:0], prefixStation, m.Contest, m.Station)
-	if err := f.batch.Set(f.key, f.enc, nil); err != nil {
-		return Skipped, fmt.Errorf("stage station minutes: %w", err)
-	}
 	f.meta.Applied++
-	f.history(msg.Seq, Applied)
+	f.history(r.Contest, r.Station, msg.Seq, Applied)
 	return Applied, nil
 }
 
@@ -228,12 +247,25 @@ func (f *Fold) add(a *aggregate, ref Ref, off int, cur *current, sign int64) {
 	}
 }
 
-// history stages the station's history entry for the message in f.m.
-func (f *Fold) history(seq uint64, o Outcome) {
-	f.key = appendHistoryKey(f.key[:0], f.m.Contest, f.m.Station, seq)
-	f.val = binary.AppendVarint(f.val[:0], f.m.Version)
-	f.val = append(f.val, byte(f.m.Status), byte(o))
-	_ = f.batch.Set(f.key, f.val, nil) // Set on an open batch fails only when closed
+// history records the outcome of the message in f.m in the history of
+// station s for contest c, and stages the station's record (current
+// minutes and inline history: one key per station and contest, so one
+// write per message).
+func (f *Fold) history(c, s int, seq uint64, o Outcome) {
+	cur := &f.state[c].stations[s]
+	e := histEntry{seq: seq, version: f.m.Version, status: f.m.Status, outcome: o}
+	contest, station := f.e.Contests[c].ID, f.e.Stations[s].ID
+	// Set on an open batch fails only when the batch is closed.
+	if len(cur.hist) >= maxInlineHistory {
+		f.key = appendHistoryKey(f.key[:0], contest, station, seq)
+		f.val = e.append(f.val[:0])
+		_ = f.batch.Set(f.key, f.val, nil)
+		return
+	}
+	cur.hist = append(cur.hist, e)
+	f.key = appendIDKey(f.key[:0], prefixStation, contest, station)
+	f.val = appendRecord(f.val[:0], cur.payload, cur.hist)
+	_ = f.batch.Set(f.key, f.val, nil)
 }
 
 // Rejection is a rejected message with every rule it broke.
@@ -283,23 +315,34 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 	f.meta.Rejected++
 	// Only a real station's history gets the entry; ids that do not exist
 	// would only let a stranger write keys.
-	if _, ok := f.e.StationIndex(m.Station); ok {
-		if _, ok := f.e.ContestIndex(m.Contest); ok {
-			f.history(msg.Seq, Rejected)
+	if s, ok := f.e.StationIndex(m.Station); ok {
+		if c, ok := f.e.ContestIndex(m.Contest); ok {
+			f.history(c, s, msg.Seq, Rejected)
 		}
 	}
 	return Rejected, nil
 }
 
-// Pending reports whether Apply staged anything since the last Commit.
+// Pending reports whether Apply staged anything since the last Seal.
 func (f *Fold) Pending() bool { return f.batch != nil }
 
-// Commit writes everything applied since the last commit, the changed
-// aggregates and the checkpoint in one fsynced Pebble batch. It returns the
-// changed aggregates (valid until the next Apply). If the commit fails the
-// Fold is broken: every later call returns ErrBroken.
-func (f *Fold) Commit() ([]Ref, error) {
-	if f.broken {
+// Sealed is a batch of applied messages, with the changed aggregates and the
+// checkpoint staged, ready to commit. The fold has moved on from it: Apply
+// may go on with the next batch while this one commits.
+type Sealed struct {
+	batch   *pebble.Batch
+	Meta    Meta  // the fold's position and counters as of this batch
+	Changed []Ref // aggregates this batch changed
+}
+
+// Seal stages the changed aggregates and the checkpoint into the pending
+// batch and detaches it for CommitSealed. It returns nil when nothing is
+// pending.
+//
+// INVARIANT: batches must be committed in the order they were sealed, each
+// before the next; their checkpoints then advance in stream order.
+func (f *Fold) Seal() (*Sealed, error) {
+	if f.broken.Load() {
 		return nil, ErrBroken
 	}
 	if f.batch == nil {
@@ -311,25 +354,48 @@ func (f *Fold) Commit() ([]Ref, error) {
 		f.key = f.aggregateKey(f.key[:0], ref)
 		f.val = a.append(f.val[:0])
 		if err := f.batch.Set(f.key, f.val, nil); err != nil {
-			f.broken = true
+			f.broken.Store(true)
 			return nil, fmt.Errorf("stage aggregate: %w", err)
 		}
 	}
 	f.val = f.meta.append(f.val[:0])
 	if err := f.batch.Set(keyMeta, f.val, nil); err != nil {
-		f.broken = true
+		f.broken.Store(true)
 		return nil, fmt.Errorf("stage checkpoint: %w", err)
 	}
-	err := f.batch.Commit(pebble.Sync)
-	f.batch.Close()
+	s := &Sealed{batch: f.batch, Meta: f.meta, Changed: slices.Clone(f.dirty)}
 	f.batch = nil
-	if err != nil {
-		f.broken = true
-		return nil, fmt.Errorf("commit fold batch at seq %d: %w", f.meta.Checkpoint, err)
-	}
-	changed := f.dirty
 	f.dirty = f.dirty[:0]
-	return changed, nil
+	return s, nil
+}
+
+// CommitSealed writes a sealed batch in one fsynced Pebble commit. It may be
+// called from another goroutine than Apply and Seal, one batch at a time, in
+// sealing order. If the commit fails the Fold is broken: its memory is ahead
+// of the store, and every later call returns ErrBroken.
+func (f *Fold) CommitSealed(s *Sealed) error {
+	defer s.batch.Close()
+	if f.broken.Load() {
+		return ErrBroken
+	}
+	if err := s.batch.Commit(pebble.Sync); err != nil {
+		f.broken.Store(true)
+		return fmt.Errorf("commit fold batch at seq %d: %w", s.Meta.Checkpoint, err)
+	}
+	return nil
+}
+
+// Commit seals and commits what Apply staged since the last commit, and
+// returns the changed aggregates.
+func (f *Fold) Commit() ([]Ref, error) {
+	s, err := f.Seal()
+	if s == nil || err != nil {
+		return nil, err
+	}
+	if err := f.CommitSealed(s); err != nil {
+		return nil, err
+	}
+	return s.Changed, nil
 }
 
 func (f *Fold) aggregate(ref Ref) *aggregate {

@@ -53,6 +53,58 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
+// appendRecord encodes a station record: the current minutes' canonical
+// binary form (empty before any) and the inline history.
+func appendRecord(dst, payload []byte, hist []histEntry) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(payload)))
+	dst = append(dst, payload...)
+	for _, e := range hist {
+		dst = binary.AppendUvarint(dst, e.seq)
+		dst = e.append(dst)
+	}
+	return dst
+}
+
+// append encodes an entry without its sequence (which an overflow entry
+// keeps in its key).
+func (e histEntry) append(dst []byte) []byte {
+	dst = binary.AppendVarint(dst, e.version)
+	return append(dst, byte(e.status), byte(e.outcome))
+}
+
+var errCorruptRecord = errors.New("projections: corrupt station record")
+
+// decodeRecord decodes a station record; payload aliases b.
+func decodeRecord(b []byte, hist []histEntry) (payload []byte, _ []histEntry, err error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, errCorruptRecord
+	}
+	payload, b = b[k:k+int(n)], b[k+int(n):]
+	for len(b) > 0 {
+		seq, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, nil, errCorruptRecord
+		}
+		b = b[k:]
+		e, rest, err := decodeEntry(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.seq, b = seq, rest
+		hist = append(hist, e)
+	}
+	return payload, hist, nil
+}
+
+func decodeEntry(b []byte) (histEntry, []byte, error) {
+	v, k := binary.Varint(b)
+	if k <= 0 || len(b) < k+2 {
+		return histEntry{}, nil, errCorruptRecord
+	}
+	return histEntry{version: v, status: tally.Status(b[k]), outcome: Outcome(b[k+1])}, b[k+2:], nil
+}
+
 // Meta is the fold's position and outcome counters, stored with every batch.
 type Meta struct {
 	// Checkpoint is the stream sequence of the last message folded.

@@ -195,22 +195,35 @@ func (s *Store) Station(contest, station string) (*StationView, error) {
 		return nil, err
 	}
 	view := &StationView{Current: json.RawMessage("null"), History: []HistoryEntry{}, AppliedSeq: meta.Checkpoint}
+	entry := func(e histEntry) HistoryEntry {
+		st := ""
+		if e.status != 0 {
+			st = e.status.String()
+		}
+		return HistoryEntry{Seq: e.seq, Version: e.version, Status: st, Outcome: e.outcome.String()}
+	}
 	v, closer, err := snap.Get(appendIDKey(nil, prefixStation, contest, station))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
-		return nil, fmt.Errorf("read station minutes: %w", err)
+		return nil, fmt.Errorf("read station record: %w", err)
 	default:
-		var m tally.Minutes
-		err = events.DecodeBinary(v, &m)
-		if err == nil {
-			view.Current = events.AppendJSON(nil, &m) // copies every string before closer.Close
+		payload, hist, err := decodeRecord(v, nil)
+		if err == nil && len(payload) > 0 {
+			var m tally.Minutes
+			if err = events.DecodeBinary(payload, &m); err == nil {
+				view.Current = events.AppendJSON(nil, &m) // copies every string before closer.Close
+			}
 		}
 		closer.Close()
 		if err != nil {
-			return nil, fmt.Errorf("station minutes record: %w", err)
+			return nil, fmt.Errorf("station record: %w", err)
+		}
+		for _, e := range hist {
+			view.History = append(view.History, entry(e))
 		}
 	}
+	// Entries past the inline limit have keys of their own, all later.
 	prefix := append(appendIDKey(nil, prefixHistory, contest, station), 0)
 	iter, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
@@ -218,23 +231,16 @@ func (s *Store) Station(contest, station string) (*StationView, error) {
 	}
 	defer iter.Close()
 	for iter.First(); iter.Valid(); iter.Next() {
-		k, val := iter.Key(), iter.Value()
+		k := iter.Key()
 		if len(k) != len(prefix)+8 {
 			continue
 		}
-		version, n := binary.Varint(val)
-		if n <= 0 || len(val) != n+2 {
-			return nil, fmt.Errorf("corrupt history record %q", k)
+		e, _, err := decodeEntry(iter.Value())
+		if err != nil {
+			return nil, fmt.Errorf("history record %q: %w", k, err)
 		}
-		st := tally.Status(val[n])
-		stName := st.String()
-		if st == 0 {
-			stName = ""
-		}
-		view.History = append(view.History, HistoryEntry{
-			Seq: binary.BigEndian.Uint64(k[len(prefix):]), Version: version,
-			Status: stName, Outcome: Outcome(val[n+1]).String(),
-		})
+		e.seq = binary.BigEndian.Uint64(k[len(prefix):])
+		view.History = append(view.History, entry(e))
 	}
 	return view, iter.Error()
 }

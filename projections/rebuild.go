@@ -80,11 +80,11 @@ func Rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 		if err != nil {
 			return n, fmt.Errorf("read stream after %d messages: %w", n, err)
 		}
-		md, err := jm.Metadata()
-		if err != nil {
-			return n, fmt.Errorf("message metadata: %w", err)
+		ack, ok := parseAck(jm.Reply())
+		if !ok {
+			return n, fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
 		}
-		msg = Msg{Seq: md.Sequence.Stream, Subject: jm.Subject(), Data: jm.Data(), Time: md.Timestamp}
+		msg = Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored}
 		if _, err := fold.Apply(&msg); err != nil {
 			return n, fmt.Errorf("fold seq %d: %w", msg.Seq, err)
 		}

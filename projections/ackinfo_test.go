@@ -1,0 +1,35 @@
+package projections
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseAck(t *testing.T) {
+	for _, tc := range []struct {
+		reply        string
+		seq, pending uint64
+		nanos        int64
+		ok           bool
+	}{
+		{"$JS.ACK.TALLY_hn.tally-fold.1.42.40.1700000000123456789.7", 42, 7, 1700000000123456789, true},
+		{"$JS.ACK._.ABCHASH.TALLY_hn.tally-fold.2.43.41.1700000000123456790.0.RAND", 43, 0, 1700000000123456790, true},
+		{"$JS.ACK.hub.ABCHASH.TALLY_hn.tally-fold.2.44.42.1700000000123456791.5", 44, 5, 1700000000123456791, true},
+		{"$JS.ACK.TALLY_hn.tally-fold.1.42.40.17000", 0, 0, 0, false}, // 8 tokens
+		{"$JS.ACK.a.b.c.d.e.f.g.h", 0, 0, 0, false},                   // 10 tokens
+		{"$JS.ACK.TALLY_hn.tally-fold.1.x42.40.1700000000123456789.7", 0, 0, 0, false},
+		{"_INBOX.abc", 0, 0, 0, false},
+		{"", 0, 0, 0, false},
+	} {
+		got, ok := parseAck(tc.reply)
+		if ok != tc.ok {
+			t.Fatalf("parseAck(%q) ok = %v, want %v", tc.reply, ok, tc.ok)
+		}
+		if ok && (got.streamSeq != tc.seq || got.pending != tc.pending || !got.stored.Equal(time.Unix(0, tc.nanos))) {
+			t.Fatalf("parseAck(%q) = %+v", tc.reply, got)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { parseAck("$JS.ACK._.H.S.C.2.43.41.1700000000123456790.0.R") }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
