@@ -173,6 +173,9 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, msg.Subject)})
 	}
 	f.viol = events.Check(f.e, m, problems, 0, &f.r, f.viol)
+	// A sealed station's minutes must carry its signature (CONTRACT §7),
+	// whoever published them.
+	f.viol = events.CheckSeal(f.e, m, 0, f.viol)
 	if len(f.viol) > 0 {
 		return f.reject(msg)
 	}

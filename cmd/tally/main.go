@@ -33,6 +33,7 @@ var commands = []command{
 	{"results", "print the result of an area or an electoral unit", runResults},
 	{"rebuild", "rebuild the projections from the stream", runRebuild},
 	{"simulate", "play an election night of count minutes against a server", runSimulate},
+	{"keys", "make station key pairs and seal an election file", runKeys},
 }
 
 func main() {

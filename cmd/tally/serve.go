@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/server"
 	"github.com/tallyvn/tally/tally"
 )
@@ -45,6 +46,11 @@ shut it down cleanly.`, stdout, stderr)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	e, err := loadElection(*electionFile)
+	if err == nil {
+		if p := events.CheckSeals(e); len(p) > 0 {
+			err = fmt.Errorf("%s: %w", *electionFile, &tally.ElectionError{Problems: p})
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed

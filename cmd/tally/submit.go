@@ -4,29 +4,59 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tallyvn/tally/server"
+	"github.com/tallyvn/tally/tally"
 )
 
 func runSubmit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("submit", "[--server URL] [FILE ...]",
+	fs := newFlags("submit", "[--server URL] [--seal SEEDFILE | --seal-dir DIR] [FILE ...]",
 		`Submits count minutes (one JSON object, a JSON array or NDJSON per file;
 '-' or no file reads standard input). Each file is one request: either all
 of its minutes are stored or, when any breaks a rule, none is and every
 problem is printed. A request the server could not store (503, 429, network
-error) is retried with the same content, so it is never stored twice.`, stdout, stderr)
+error) is retried with the same content, so it is never stored twice.
+
+With --seal, every minutes object is signed with the station seed in
+SEEDFILE (CONTRACT §7; a signature it already has is replaced) and sent as
+NDJSON; with --seal-dir, each is signed with the seed of the station it
+names, DIR/seeds/<station>.seed as 'tally keys seal --out DIR' writes them.
+A file with minutes that cannot be read as such is then not sent.`, stdout, stderr)
 	serverURL := fs.String("server", "http://127.0.0.1:8080", "tally server URL")
 	retryFor := fs.Duration("retry-for", 30*time.Second, "keep retrying a request the server could not store for this long (0: no retry)")
+	sealFile := fs.String("seal", "", "sign every minutes with the station seed in this file (SU...)")
+	sealDir := fs.String("seal-dir", "", "sign each minutes with DIR/seeds/<station>.seed")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
+	}
+	if *sealFile != "" && *sealDir != "" {
+		return usageError(fs, "give --seal or --seal-dir, not both")
+	}
+	var seedFor func(station string) ([]byte, error)
+	switch {
+	case *sealFile != "":
+		seed, err := readSeedFile(*sealFile, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "tally submit: %v\n", err)
+			return exitFailed
+		}
+		seedFor = func(string) ([]byte, error) { return seed, nil }
+	case *sealDir != "":
+		if st, err := os.Stat(*sealDir); err != nil || !st.IsDir() {
+			fmt.Fprintf(stderr, "tally submit: --seal-dir %s is not a directory\n", *sealDir)
+			return exitFailed
+		}
+		seedFor = seedDirSource(*sealDir, stderr)
 	}
 	files := fs.Args()
 	if len(files) == 0 {
@@ -45,11 +75,37 @@ error) is retried with the same content, so it is never stored twice.`, stdout, 
 			fmt.Fprintf(stderr, "tally submit: %v\n", err)
 			return exitFailed
 		}
+		var signers []string
+		if seedFor != nil {
+			if body, signers, err = signBody(body, seedFor); err != nil {
+				printSignError(f, err, stderr)
+				code = exitFailed
+				continue
+			}
+		}
 		if c := submitOne(*serverURL, f, body, *retryFor, stdout, stderr); c != exitOK {
 			code = c
+			if keys := slices.Compact(slices.Sorted(slices.Values(signers))); len(keys) == 1 {
+				fmt.Fprintf(stderr, "%s: signed with the key whose seal is %s\n", f, keys[0])
+			} else if len(keys) > 1 {
+				fmt.Fprintf(stderr, "%s: signed with %d station keys\n", f, len(keys))
+			}
 		}
 	}
 	return code
+}
+
+// printSignError says why a file was not signed (and so not sent).
+func printSignError(name string, err error, stderr io.Writer) {
+	var bad *tally.ValidationError
+	if errors.As(err, &bad) {
+		fmt.Fprintf(stderr, "%s: not signed, nothing sent; %d problems:\n", name, len(bad.Violations))
+		for _, v := range bad.Violations {
+			fmt.Fprintf(stderr, "  minutes[%d] %s: %s (rule %s)\n", v.Index, v.Field, v.Message, v.Rule)
+		}
+		return
+	}
+	fmt.Fprintf(stderr, "tally submit: %s: not signed, nothing sent: %v\n", name, err)
 }
 
 func submitOne(serverURL, name string, body []byte, retryFor time.Duration, stdout, stderr io.Writer) int {
