@@ -38,6 +38,9 @@ type EmbeddedOptions struct {
 	Listen string
 	// Logger receives the server's notices and errors; nil discards them.
 	Logger *slog.Logger
+	// Users, if any, are the only identities allowed to connect (see
+	// Users); with none, any local client may connect.
+	Users []*server.NkeyUser
 }
 
 // StartEmbedded starts an embedded server and waits until it accepts
@@ -51,6 +54,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		NoSigs:     true,
 		NoLog:      o.Logger == nil,
 		MaxPayload: 1 << 20,
+		Nkeys:      o.Users,
 	}
 	switch o.Listen {
 	case "", "none":
@@ -100,9 +104,11 @@ func (e *Embedded) ClientURL() string {
 	return e.srv.ClientURL()
 }
 
-// Connect returns an in-process client connection.
-func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1))
+// Connect returns an in-process client connection; opts may carry an
+// identity (Identity.Option).
+func (e *Embedded) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1)}, opts...)
+	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
@@ -117,8 +123,9 @@ func (e *Embedded) Shutdown() {
 
 // Dial connects to an external NATS server or cluster, retrying in the
 // background on disconnection.
-func Dial(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+func Dial(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false)}, opts...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
 	}
