@@ -29,6 +29,20 @@ func NewIdentity() (Identity, error) {
 	return identityOf(kp)
 }
 
+// NewSeed makes a fresh identity and returns its seed, to keep in a file.
+func NewSeed() ([]byte, Identity, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, Identity{}, fmt.Errorf("create nkey: %w", err)
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, Identity{}, err
+	}
+	id, err := identityOf(kp)
+	return seed, id, err
+}
+
 // IdentityFromSeed reads an identity from an nkey user seed ("SU...").
 func IdentityFromSeed(seed []byte) (Identity, error) {
 	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))

@@ -34,6 +34,7 @@ var commands = []command{
 	{"rebuild", "rebuild the projections from the stream", runRebuild},
 	{"simulate", "play an election night of count minutes against a server", runSimulate},
 	{"keys", "make station key pairs and seal an election file", runKeys},
+	{"nats-config", "print nats-server permissions for a sealed election", runNATSConfig},
 }
 
 func main() {
