@@ -263,9 +263,14 @@ func (f *Fold) history(c, s int, seq uint64, o Outcome) {
 		f.key = appendHistoryKey(f.key[:0], contest, station, seq)
 		f.val = e.append(f.val[:0])
 		_ = f.batch.Set(f.key, f.val, nil)
-		return
+		if o != Applied {
+			return
+		}
+		// INVARIANT: the station record always holds the current minutes,
+		// whatever happens to its history.
+	} else {
+		cur.hist = append(cur.hist, e)
 	}
-	cur.hist = append(cur.hist, e)
 	f.key = appendIDKey(f.key[:0], prefixStation, contest, station)
 	f.val = appendRecord(f.val[:0], cur.payload, cur.hist)
 	_ = f.batch.Set(f.key, f.val, nil)

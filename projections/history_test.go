@@ -1,6 +1,8 @@
 package projections_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -44,12 +46,29 @@ func TestLongHistorySurvivesReopen(t *testing.T) {
 		}
 		want = append(want, o.String())
 	}
+	// Versions climb (applied) with stale and duplicate ones in between,
+	// well past what the record keeps inline.
 	const n = 150
+	version := int64(0)
 	for i := 0; i < n; i++ {
 		m := cloneMinutes(base)
-		m.Version = 10
-		if i%3 == 1 {
-			m.Version = int64(1 + i%9) // stale
+		switch i % 3 {
+		case 0:
+			version++
+			m.Reason = fmt.Sprintf("lần %d", version)
+		case 1:
+			m.Reason = fmt.Sprintf("lần %d", version) // duplicate of the last
+		case 2:
+			m.Reason = "cũ"
+			m.Version = 0 // set below: stale
+		}
+		if m.Version == 0 {
+			m.Version = max(1, version-1)
+			if version == 1 {
+				m.Reason = fmt.Sprintf("lần %d", version)
+			}
+		} else {
+			m.Version = version
 		}
 		apply(m)
 		if i == n/2 {
@@ -79,8 +98,23 @@ func TestLongHistorySurvivesReopen(t *testing.T) {
 				t.Fatalf("entry %d: seq %d outcome %s, want seq %d outcome %s", i, h.Seq, h.Outcome, i+1, want[i])
 			}
 		}
-		if string(view.Current) == "null" {
-			t.Fatal("no current minutes")
+		var cur struct {
+			Version int64  `json:"version"`
+			Reason  string `json:"reason"`
+		}
+		if err := json.Unmarshal(view.Current, &cur); err != nil {
+			t.Fatal(err)
+		}
+		if cur.Version != version || cur.Reason != fmt.Sprintf("lần %d", version) {
+			t.Fatalf("current minutes are version %d %q, want the last applied, version %d", cur.Version, cur.Reason, version)
+		}
+		// The totals follow the last applied minutes.
+		res, err := store.AreaResult(base.Contest, fx.wardOf[base.Station])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StationsReporting != 1 || res.Valid != base.Counts.Valid {
+			t.Fatalf("ward: reporting %d valid %d, want 1 and %d", res.StationsReporting, res.Valid, base.Counts.Valid)
 		}
 	}
 	check()
