@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +18,14 @@ var ErrStreamBehind = errors.New("projections: stream is behind the checkpoint")
 // ErrStreamGap is returned when the stream no longer holds messages right
 // after the checkpoint (they were purged or deleted).
 var ErrStreamGap = errors.New("projections: stream lost messages after the checkpoint")
+
+// ErrConsumerStopped is returned when the stream's consumer ended while the
+// fold was running (it was deleted, or JetStream went away).
+var ErrConsumerStopped = errors.New("projections: the fold's consumer stopped")
+
+// consumerCheckEvery is how often a running fold checks that its consumer
+// still exists.
+const consumerCheckEvery = 2 * time.Second
 
 // AggregatorConfig configures an Aggregator.
 type AggregatorConfig struct {
@@ -143,6 +152,8 @@ func (a *Aggregator) run(ctx context.Context) error {
 	done := make(chan struct{})
 	defer close(done)
 	msgs := make(chan jetstream.Msg, 2*a.cfg.BatchSize)
+	gone := make(chan struct{}) // closed when the consumer no longer exists
+	var goneOnce sync.Once
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
@@ -150,6 +161,9 @@ func (a *Aggregator) run(ctx context.Context) error {
 		}
 	}, jetstream.PullMaxMessages(a.cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		a.cfg.Logger.Warn("consumer", "err", err)
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			goneOnce.Do(func() { close(gone) })
+		}
 	}))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
@@ -177,7 +191,28 @@ func (a *Aggregator) run(ctx context.Context) error {
 			free <- in.info
 		}
 	}()
-	err = a.foldLoop(ctx, msgs, commits, free, commitErr)
+	stopped := make(chan struct{})
+	go func() { // any sign that the consumer is gone
+		// A consumer deleted before the first pull answers nothing at all
+		// (no status message, only missed heartbeats): look for it too.
+		tick := time.NewTicker(consumerCheckEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-cc.Closed():
+			case <-gone:
+			case <-tick.C:
+				if _, err := cons.Info(ctx); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+					continue
+				}
+			case <-done:
+				return
+			}
+			close(stopped)
+			return
+		}
+	}()
+	err = a.foldLoop(ctx, msgs, stopped, commits, free, commitErr)
 	close(commits)
 	if cerr := <-commitErr; err == nil {
 		err = cerr
@@ -187,7 +222,7 @@ func (a *Aggregator) run(ctx context.Context) error {
 
 // foldLoop applies batches and hands them to the committer until ctx is
 // done or something fails.
-func (a *Aggregator) foldLoop(ctx context.Context, msgs <-chan jetstream.Msg, commits chan<- inflight, free chan *BatchInfo, commitErr <-chan error) error {
+func (a *Aggregator) foldLoop(ctx context.Context, msgs <-chan jetstream.Msg, closed <-chan struct{}, commits chan<- inflight, free chan *BatchInfo, commitErr <-chan error) error {
 	fold := a.store.Fold()
 	batch := make([]jetstream.Msg, 0, a.cfg.BatchSize)
 	for {
@@ -197,6 +232,13 @@ func (a *Aggregator) foldLoop(ctx context.Context, msgs <-chan jetstream.Msg, co
 			batch = append(batch, m)
 		case err := <-commitErr:
 			return err
+		case <-closed:
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The consumer ended by itself (deleted on the server, JetStream
+			// gone): say so, so that the caller restarts the fold.
+			return ErrConsumerStopped
 		case <-ctx.Done():
 			return nil
 		}

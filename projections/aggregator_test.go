@@ -233,3 +233,42 @@ func TestStreamBehindCheckpoint(t *testing.T) {
 	}
 	t.Logf("refused with: %v", err)
 }
+
+// TestAggregatorReportsDeletedConsumer: when the fold's consumer is deleted
+// on the server, Run returns an error (ErrConsumerStopped once running)
+// instead of waiting forever.
+func TestAggregatorReportsDeletedConsumer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	fx := genElection(t, rng, 2, 2)
+	_, st := startStream(t, fx.e)
+	store, err := projections.Open(filepath.Join(t.TempDir(), "p"), fx.e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- projections.NewAggregator(store, st, projections.AggregatorConfig{}).Run(ctx)
+	}()
+	// Delete it as soon as it exists: sometimes before the first pull,
+	// sometimes while a pull waits.
+	for {
+		if err := st.DeleteConsumer(ctx, "tally-fold"); err == nil {
+			break
+		}
+		time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+	}
+	select {
+	case err := <-errc:
+		// Deleted while being created, the creation fails instead: any
+		// error will do, as long as Run does not return nil or hang.
+		if err == nil {
+			t.Fatal("Run returned nil after its consumer was deleted")
+		}
+		t.Logf("Run: %v", err)
+	case <-ctx.Done():
+		t.Fatal("Run kept waiting after its consumer was deleted")
+	}
+}
