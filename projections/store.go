@@ -21,19 +21,28 @@ var ErrElectionMismatch = errors.New("projections: store was built for a differe
 // Store holds the projections of one election in Pebble. Its query methods
 // are safe for concurrent use with each other and with the Fold.
 type Store struct {
-	e    *tally.Election
-	db   *pebble.DB
-	fold *Fold
+	e     *tally.Election
+	db    *pebble.DB
+	fold  *Fold
+	watch corruptionWatch
 }
 
-// Open opens (creating if needed) the store in dir for election e and loads
-// the fold state from it.
+// Open opens (creating if needed) the store in dir for election e, checks
+// every table (see verify) and loads the fold state from it. Damaged
+// projections are reported as ErrCorrupt (see OpenOrReset).
 func Open(dir string, e *tally.Election) (*Store, error) {
-	db, err := pebble.Open(dir, pebbleOptions())
+	s := &Store{e: e}
+	opts := pebbleOptions()
+	opts.EventListener = s.watch.listener()
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
+		return nil, fmt.Errorf("open projections %s: %w", dir, corruptOpenErr(err))
+	}
+	s.db = db
+	if err := s.verify(); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("open projections %s: %w", dir, err)
 	}
-	s := &Store{e: e, db: db}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open projections %s: %w", dir, err)
@@ -100,7 +109,7 @@ func (s *Store) load() error {
 		key := iter.Key()
 		contest, station, ok := bytes.Cut(key[2:], []byte{0})
 		if !ok {
-			return fmt.Errorf("station record key %q is malformed", key)
+			return fmt.Errorf("%w: station record key %q is malformed", ErrCorrupt, key)
 		}
 		c, okC := s.e.ContestIndex(string(contest))
 		st, okS := s.e.StationIndex(string(station))
@@ -109,7 +118,7 @@ func (s *Store) load() error {
 		}
 		payload, hist, err := decodeRecord(iter.Value(), nil)
 		if err != nil {
-			return fmt.Errorf("station record %q: %w", key, err)
+			return fmt.Errorf("%w: station record %q: %w", ErrCorrupt, key, err)
 		}
 		cur := &f.state[c].stations[st]
 		cur.hist = hist
@@ -117,7 +126,7 @@ func (s *Store) load() error {
 			continue // only rejected messages so far
 		}
 		if err := events.DecodeBinary(payload, &m); err != nil {
-			return fmt.Errorf("station record %q: %w", key, err)
+			return fmt.Errorf("%w: station record %q: %w", ErrCorrupt, key, err)
 		}
 		if viol := s.e.Check(&m, 0, &r, nil); len(viol) > 0 || r.Contest != c || r.Station != st {
 			return fmt.Errorf("station record %q no longer valid for this election: %v", key, viol)
@@ -129,7 +138,7 @@ func (s *Store) load() error {
 		f.contribute(r.Contest, r.Station, cur, +1)
 	}
 	if err := iter.Error(); err != nil {
-		return fmt.Errorf("read station records: %w", err)
+		return fmt.Errorf("%w: read station records: %w", ErrCorrupt, err)
 	}
 	for _, ref := range f.dirty {
 		f.aggregate(ref).dirty = false
@@ -152,7 +161,11 @@ func (s *Store) meta(r reader) (Meta, error) {
 		return Meta{}, fmt.Errorf("read checkpoint: %w", err)
 	}
 	defer closer.Close()
-	return decodeMeta(v)
+	m, err := decodeMeta(v)
+	if err != nil {
+		return Meta{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return m, nil
 }
 
 // Fold returns the store's fold. Only one goroutine may use it.

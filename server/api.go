@@ -34,7 +34,11 @@ func (s *Server) routes() http.Handler {
 	handle("GET", "/api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
 	handle("GET", "/api/v1/contests/{contest}/stations/{station}", "station", s.handleStation)
 	handle("GET", "/api/v1/rejections", "rejections", s.handleRejections)
-	handle("GET", "/api/v1/stream", "stream", s.handleStream)
+	handle("GET", "/api/v1/stream", "stream", func(w http.ResponseWriter, r *http.Request) {
+		if !s.withheld(w) {
+			s.handleStream(w, r)
+		}
+	})
 	mux.HandleFunc("/api/", s.metrics.instrument("unknown", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -62,6 +66,21 @@ type ErrorsResponse struct {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	// Shed load before reading the body: a refused request costs nothing.
+	size := r.ContentLength
+	if size < 0 || size > s.cfg.MaxBodyBytes {
+		size = s.cfg.MaxBodyBytes
+	}
+	if no := s.adm.acquire(size); no != nil {
+		no.write(w)
+		return
+	}
+	defer s.adm.release(size)
+	if no := s.adm.check(s.nc.IsConnected()); no != nil {
+		s.cfg.Logger.Debug("submission refused", "code", no.code, "reason", no.msg)
+		no.write(w)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -94,13 +113,25 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
 	defer cancel()
+	down := s.natsDown()
+	go func() {
+		select {
+		case <-down: // the acknowledgements will not come
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	pub, err := s.pub.Publish(ctx, ms)
 	if err != nil {
+		// JetStream did not acknowledge every minutes: some may be
+		// stored, so only a retry of the identical request (same
+		// Nats-Msg-Id, deduplicated) may follow, never a 202.
 		s.cfg.Logger.Warn("submission not stored", "err", err)
 		w.Header().Set("Retry-After", "2")
-		writeError(w, http.StatusServiceUnavailable, "minutes not stored, retry the same request: "+err.Error())
+		writeError(w, http.StatusServiceUnavailable, "JetStream did not store the minutes; retry the same request: "+err.Error())
 		return
 	}
+	s.adm.noteStored(pub.Seq)
 	writeJSON(w, http.StatusAccepted, SubmitResponse{Accepted: len(ms), Seq: pub.Seq, Duplicates: pub.Duplicates})
 }
 
@@ -113,6 +144,10 @@ type Status struct {
 	Rejected   uint64 `json:"rejected"`
 	Duplicates uint64 `json:"duplicates"`
 	Stale      uint64 `json:"stale"`
+	// State is "rebuilding" (results withheld until the projections are
+	// rebuilt from the stream), "catching_up" (applying what the stream
+	// received while tally was stopped) or "ready".
+	State State `json:"state"`
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -127,28 +162,57 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "stream unavailable: "+err.Error())
 		return
 	}
+	state, _ := s.State()
 	writeJSON(w, http.StatusOK, Status{
 		Election: s.e.ID, StreamSeq: info.State.LastSeq, AppliedSeq: meta.Checkpoint,
 		Applied: meta.Applied, Rejected: meta.Rejected, Duplicates: meta.Duplicates, Stale: meta.Stale,
+		State: state,
 	})
 }
 
+// withheld answers 503 while the projections are being rebuilt: until the
+// fold has caught up, results would be partial sums presented as results.
+func (s *Server) withheld(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	state, applied, target := s.mu.state, s.mu.meta.Checkpoint, s.mu.target
+	s.mu.Unlock()
+	if state != Rebuilding {
+		return false
+	}
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
+		"the projections are being rebuilt from the stream (applied_seq %d of %d); results are withheld until the rebuild is done, see GET /api/v1/status", applied, target))
+	return true
+}
+
 func (s *Server) handleArea(w http.ResponseWriter, r *http.Request) {
+	if s.withheld(w) {
+		return
+	}
 	res, err := s.store.AreaResult(r.PathValue("contest"), r.PathValue("area"))
 	s.writeResult(w, res, err)
 }
 
 func (s *Server) handleUnit(w http.ResponseWriter, r *http.Request) {
+	if s.withheld(w) {
+		return
+	}
 	res, err := s.store.UnitResult(r.PathValue("contest"), r.PathValue("unit"))
 	s.writeResult(w, res, err)
 }
 
 func (s *Server) handleStation(w http.ResponseWriter, r *http.Request) {
+	if s.withheld(w) {
+		return
+	}
 	res, err := s.store.Station(r.PathValue("contest"), r.PathValue("station"))
 	s.writeResult(w, res, err)
 }
 
 func (s *Server) handleRejections(w http.ResponseWriter, r *http.Request) {
+	if s.withheld(w) {
+		return
+	}
 	station := r.URL.Query().Get("station")
 	if station != "" {
 		if _, ok := s.e.StationIndex(station); !ok {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -51,7 +52,23 @@ type Config struct {
 	// PublishTimeout bounds the wait for JetStream's acknowledgements of
 	// one submission; past it the answer is 503. Default 10 s.
 	PublishTimeout time.Duration
-	Logger         *slog.Logger
+	// MaxPending bounds how far the fold may fall behind the stream (in
+	// events) before submissions are refused with 429. Default 100,000.
+	MaxPending uint64
+	// MaxInFlight caps the submissions being read, checked and published
+	// at once; beyond it the answer is 429. Default 512.
+	MaxInFlight int
+	// MaxInFlightBytes caps the bytes of the submissions in flight (by
+	// Content-Length, MaxBodyBytes when unknown). Default 128 MiB.
+	MaxInFlightBytes int64
+	// MinFreeBytes is the free space the data directory's filesystem must
+	// keep for a submission to be accepted (503 below it). Default 64 MiB;
+	// negative: not checked.
+	MinFreeBytes int64
+	// ShutdownTimeout bounds a clean shutdown: draining HTTP requests, then
+	// letting the fold apply what the stream holds. Default 15 s.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
 }
 
 func (c *Config) ensureDefaults() {
@@ -70,6 +87,21 @@ func (c *Config) ensureDefaults() {
 	if c.PublishTimeout <= 0 {
 		c.PublishTimeout = 10 * time.Second
 	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 100_000
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 512
+	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = 128 << 20
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = 64 << 20
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -85,18 +117,43 @@ type Server struct {
 	stream   jetstream.Stream
 	store    *projections.Store
 	pub      *events.Publisher
-	agg      *projections.Aggregator
 	ln       net.Listener
 	http     *http.Server
 	metrics  *metrics
 	hub      *hub
+	adm      *admission
+	// rebuildMarker exists while the projections are being rebuilt from
+	// the stream, so that a crash during the rebuild does not let a
+	// restarted server serve a half-built store as results.
+	rebuildMarker string
 
 	mu struct {
 		sync.Mutex
 		meta    projections.Meta
 		changed chan struct{} // closed and replaced at every commit
+		state   State
+		target  uint64 // the stream's last sequence at start: caught up once applied
+		// down is closed when the NATS connection drops and replaced
+		// when it is back: a submission waiting for acknowledgements
+		// then answers 503 at once instead of at PublishTimeout.
+		down   chan struct{}
+		isDown bool
 	}
 }
+
+// State is the server's readiness, in GET /api/v1/status.
+type State string
+
+const (
+	// Rebuilding: the projections were missing or corrupt and are being
+	// folded again from the whole stream. Results answer 503 until done.
+	Rebuilding State = "rebuilding"
+	// CatchingUp: the fold is applying what the stream received while
+	// tally was stopped. Results are consistent with their applied_seq.
+	CatchingUp State = "catching_up"
+	// Ready: the fold has applied everything the stream held at start.
+	Ready State = "ready"
+)
 
 // New opens everything a server needs: the NATS server or connection, the
 // stream, the projections and the HTTP listener. On error, whatever was
@@ -129,6 +186,28 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.mu.down = make(chan struct{})
+	s.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		if err == nil {
+			return // closed by us, at shutdown
+		}
+		s.mu.Lock()
+		if !s.mu.isDown {
+			s.mu.isDown = true
+			close(s.mu.down)
+		}
+		s.mu.Unlock()
+		s.cfg.Logger.Warn("NATS connection lost; submissions answer 503 until it is back", "err", err)
+	})
+	s.nc.SetReconnectHandler(func(nc *nats.Conn) {
+		s.mu.Lock()
+		if s.mu.isDown {
+			s.mu.isDown = false
+			s.mu.down = make(chan struct{})
+		}
+		s.mu.Unlock()
+		s.cfg.Logger.Info("NATS connection back", "url", nc.ConnectedUrlRedacted())
+	})
 	s.js, err = jetstream.New(s.nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -137,28 +216,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store, err = projections.Open(filepath.Join(cfg.DataDir, "projections"), s.e)
-	if err != nil {
-		return nil, err
-	}
-	meta, err := s.store.Meta()
-	if err != nil {
-		return nil, err
-	}
-	s.mu.meta = meta
-	s.metrics = newMetrics(s.store)
-	s.metrics.appliedSeq.Set(float64(meta.Checkpoint))
-	s.hub = newHub(s.store, s.metrics, meta.Checkpoint)
-	// Refuse a stream that lost minutes before serving anything from it.
-	if err := projections.CheckStream(ctx, s.stream, meta.Checkpoint); err != nil {
+	if err := s.openProjections(ctx); err != nil {
 		return nil, err
 	}
 	s.pub = events.NewPublisher(s.js, s.e)
-	s.agg = projections.NewAggregator(s.store, s.stream, projections.AggregatorConfig{
-		BatchSize: cfg.BatchSize,
-		Logger:    cfg.Logger,
-		OnCommit:  s.committed,
-	})
 	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
@@ -186,22 +247,125 @@ func (s *Server) NATSURL() string {
 	return s.cfg.NATSURL
 }
 
-// Run serves until ctx is cancelled or a component fails, then shuts down:
-// HTTP requests in flight are drained, the fold commits what it holds, and
-// the store, connection and embedded server are closed.
+// openProjections opens the projections, setting aside corrupt ones, and
+// decides the server's state: a missing or corrupt store is rebuilt by
+// folding the whole stream into a fresh one (the fold from checkpoint 0 is
+// the rebuild: the same code as `tally rebuild`, byte for byte the same
+// store), and results are withheld until it has caught up.
+func (s *Server) openProjections(ctx context.Context) error {
+	dir := filepath.Join(s.cfg.DataDir, "projections")
+	s.rebuildMarker = dir + ".rebuilding"
+	store, rec, err := projections.OpenOrReset(dir, s.e)
+	if err != nil {
+		return err
+	}
+	s.store = store
+	meta, err := s.store.Meta()
+	if err != nil {
+		return err
+	}
+	s.mu.meta = meta
+	s.metrics = newMetrics(s.store)
+	s.metrics.appliedSeq.Set(float64(meta.Checkpoint))
+	s.hub = newHub(s.store, s.metrics, meta.Checkpoint)
+	// Refuse a stream that lost minutes before serving anything from it.
+	if err := projections.CheckStream(ctx, s.stream, meta.Checkpoint); err != nil {
+		return err
+	}
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		last = meta.Checkpoint
+	}
+	_, statErr := os.Stat(s.rebuildMarker)
+	interrupted := statErr == nil
+	switch {
+	case rec.Corrupt != "" && last > 0:
+		s.cfg.Logger.Error("projections corrupt: set aside, rebuilding them from the stream; results are withheld until done",
+			"reason", rec.Corrupt, "set_aside", rec.SetAside, "stream_seq", last)
+	case rec.Corrupt != "":
+		s.cfg.Logger.Error("projections corrupt: set aside; the stream is empty, starting afresh", "reason", rec.Corrupt, "set_aside", rec.SetAside)
+	case rec.Missing && last > 0:
+		s.cfg.Logger.Warn("no projections but the stream holds minutes: rebuilding them from the stream; results are withheld until done",
+			"dir", dir, "stream_seq", last)
+	case interrupted:
+		s.cfg.Logger.Warn("an earlier rebuild of the projections did not finish: going on with it; results are withheld until done",
+			"checkpoint", meta.Checkpoint, "stream_seq", last)
+	}
+	s.mu.target = last
+	s.adm = &admission{
+		maxInFlight: s.cfg.MaxInFlight, maxBytes: s.cfg.MaxInFlightBytes, maxPending: s.cfg.MaxPending,
+		minFree: s.cfg.MinFreeBytes, dir: s.cfg.DataDir, freeBytes: diskFree,
+	}
+	s.adm.stored.Store(last)
+	s.adm.applied.Store(meta.Checkpoint)
+	switch {
+	case (rec.Fresh() || interrupted) && meta.Checkpoint < last:
+		s.mu.state = Rebuilding
+		if err := os.WriteFile(s.rebuildMarker, []byte(strconv.FormatUint(last, 10)+"\n"), 0o640); err != nil {
+			return fmt.Errorf("mark the rebuild: %w", err)
+		}
+	case meta.Checkpoint < last:
+		s.mu.state = CatchingUp
+		s.cfg.Logger.Info("catching up with the stream", "checkpoint", meta.Checkpoint, "stream_seq", last)
+	default:
+		s.setReadyLocked()
+	}
+	return nil
+}
+
+// setReadyLocked marks the fold caught up. REQUIRES: s.mu held, or no other
+// goroutine running yet.
+func (s *Server) setReadyLocked() {
+	if s.mu.state == Rebuilding {
+		if err := os.Remove(s.rebuildMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.cfg.Logger.Warn("remove rebuild marker", "err", err)
+		}
+		s.cfg.Logger.Info("projections rebuilt from the stream; serving results", "applied_seq", s.mu.meta.Checkpoint)
+	} else if s.mu.state == CatchingUp {
+		s.cfg.Logger.Info("caught up with the stream", "applied_seq", s.mu.meta.Checkpoint)
+	} else if err := os.Remove(s.rebuildMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.cfg.Logger.Warn("remove rebuild marker", "err", err)
+	}
+	s.mu.state = Ready
+	s.adm.folding.Store(true)
+}
+
+// State returns the server's readiness and the applied sequence.
+func (s *Server) State() (State, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.state, s.mu.meta.Checkpoint
+}
+
+// Run serves until ctx is cancelled or a component fails, then shuts down
+// cleanly: HTTP requests in flight are drained (each gets its answer), the
+// fold applies and commits what the stream holds (so a restart has nothing
+// to replay), and the store, connection and embedded server are closed.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The fold outlives ctx: it must apply what the drained requests
+	// stored before it stops.
+	foldCtx, stopFold := context.WithCancel(context.Background())
+	defer stopFold()
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
 	errc := make(chan error, 2)
+	foldDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		s.hub.run(ctx)
+		s.hub.run(hubCtx)
 	}()
 	go func() {
 		defer wg.Done()
-		err := s.agg.Run(ctx)
+		defer close(foldDone)
+		err := s.runFold(foldCtx)
 		if err != nil {
 			err = fmt.Errorf("fold: %w", err)
 		}
@@ -218,11 +382,14 @@ func (s *Server) Run(ctx context.Context) error {
 		cancel()
 	}()
 	<-ctx.Done()
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 15*time.Second)
+	shutdownCtx, stop := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer stop()
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
 		s.cfg.Logger.Warn("http shutdown", "err", err)
 	}
+	s.drainFold(shutdownCtx, foldDone)
+	stopFold()
+	stopHub()
 	wg.Wait()
 	close(errc)
 	var first error
@@ -256,8 +423,13 @@ func (s *Server) closeAll() {
 func (s *Server) committed(b *projections.BatchInfo) {
 	s.metrics.batch(b)
 	s.hub.changed(b.Changed)
+	s.adm.applied.Store(b.Meta.Checkpoint)
+	s.adm.pending.Store(b.Pending)
 	s.mu.Lock()
 	s.mu.meta = b.Meta
+	if s.mu.state != Ready && b.Meta.Checkpoint >= s.mu.target {
+		s.setReadyLocked()
+	}
 	close(s.mu.changed)
 	s.mu.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -278,4 +450,87 @@ func (s *Server) WaitApplied(ctx context.Context, seq uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// runFold runs the aggregator until ctx is done. When it stops on an error
+// that a reconnection can cure (NATS gone, the consumer deleted, a JetStream
+// request timing out) it is started again with backoff, from the
+// checkpoint; an error of the store or of the stream's integrity ends it.
+func (s *Server) runFold(ctx context.Context) error {
+	const maxBackoff = 5 * time.Second
+	backoff := 100 * time.Millisecond
+	for {
+		runCtx, stopRun := context.WithCancel(ctx)
+		guard := newGapGuard(s.stream, stopRun)
+		agg := projections.NewAggregator(s.store, guard, projections.AggregatorConfig{
+			BatchSize: s.cfg.BatchSize,
+			Logger:    s.cfg.Logger,
+			OnCommit:  s.committed,
+		})
+		started := time.Now()
+		err := agg.Run(runCtx)
+		stopRun()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if guard.tripped.Load() {
+			s.cfg.Logger.Warn("the fold's consumer skipped messages (lost in transit on a reconnection); restarting it from the checkpoint",
+				"expected_seq", guard.expected.Load(), "got_seq", guard.got.Load())
+			continue
+		}
+		if err == nil || fatalFoldErr(err) {
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 100 * time.Millisecond // it ran well for a while
+		}
+		s.cfg.Logger.Warn("fold stopped; restarting it from the checkpoint", "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// fatalFoldErr reports whether the fold must not be restarted after err: the
+// store can no longer be trusted, or the stream lost minutes.
+func fatalFoldErr(err error) bool {
+	return errors.Is(err, projections.ErrBroken) || errors.Is(err, projections.ErrStreamBehind) ||
+		errors.Is(err, projections.ErrStreamGap) || errors.Is(err, projections.ErrCorrupt)
+}
+
+// drainFold waits, at most until ctx is done, for the fold to apply every
+// message the stream holds, so that a restart has nothing to replay.
+func (s *Server) drainFold(ctx context.Context, foldDone <-chan struct{}) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-foldDone:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if !s.nc.IsConnected() {
+		return
+	}
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		s.cfg.Logger.Warn("shutdown: stream info", "err", err)
+		return
+	}
+	if err := s.WaitApplied(ctx, info.State.LastSeq); err != nil {
+		st, applied := s.State()
+		s.cfg.Logger.Warn("shutdown: the fold did not apply the whole stream; the rest is applied at the next start",
+			"applied_seq", applied, "stream_seq", info.State.LastSeq, "state", st)
+	}
+}
+
+// natsDown returns a channel closed when the NATS connection drops.
+func (s *Server) natsDown() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.down
 }

@@ -126,9 +126,13 @@ func submitOne(serverURL, name string, body []byte, retryFor time.Duration, stdo
 			}
 			return exitFailed
 		}
-		// Exponential backoff with full jitter, at least what the server asked.
+		// Exponential backoff with full jitter, at least what the server
+		// asked, and then up to half as much again: stations told the
+		// same Retry-After must not all come back in the same instant.
 		wait := time.Duration(rand.Int64N(int64(min(100*time.Millisecond<<min(attempt, 6), 5*time.Second)) + 1))
-		wait = max(wait, retryAfter)
+		if retryAfter > 0 {
+			wait = max(wait, retryAfter+time.Duration(rand.Int64N(int64(retryAfter)/2+1)))
+		}
 		fmt.Fprintf(stderr, "tally submit: %s: not stored yet (%s), retrying in %s\n", name, describe(code, err), wait.Round(time.Millisecond))
 		time.Sleep(wait)
 	}
