@@ -1,0 +1,143 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Peers the harness knows.
+const (
+	PeerNone     = ""
+	PeerPostgres = "postgres"
+)
+
+// Config configures a run. The zero value, after defaults, drains the
+// national night (ceiling, fold, fold core) and measures nothing else; the
+// peer, the rebuild and the latency phase are asked for by their fields.
+type Config struct {
+	// Seed fixes the election and the night. Default 2021.
+	Seed uint64
+	// Scale and Provinces shape the election (workload.NationalConfig):
+	// scale 1 is Vietnam in 2021; Provinces keeps the first N provinces
+	// (0: all 63).
+	Scale     float64
+	Provinces int
+	// ElectionID names the generated election, and so the stream
+	// (TALLY_<id>), which the harness deletes and recreates. Default
+	// "vn-2021-bench".
+	ElectionID string
+
+	// NATSURL is an external NATS server; "" starts an embedded one in a
+	// temporary directory (SyncAlways, as broker.StartEmbedded does).
+	NATSURL string
+	// MsgID sets Nats-Msg-Id on every event as the gateway does, so the
+	// night's duplicate submissions are stored once. Without it they reach
+	// the fold, which counts them as duplicates.
+	MsgID bool
+	// PublishWindow is the most asynchronous publishes in flight while
+	// pre-loading. Default (and maximum) 1000.
+	PublishWindow int
+
+	// BatchSize is the fold's batch (AggregatorConfig.BatchSize), the
+	// ceiling's ack interval and the peer's transaction size. Default 2000.
+	BatchSize int
+	// Runs is how many times ceiling and fold each drain the stream,
+	// alternating. Default 2; at least 2.
+	Runs int
+
+	// Peer is PeerNone or PeerPostgres.
+	Peer string
+	// PostgresSharedBuffers is the peer server's shared_buffers. Default
+	// "1GB".
+	PostgresSharedBuffers string
+
+	// Rebuild measures projections.RebuildDir of the whole stream.
+	Rebuild bool
+	// Serve runs `tally serve` as a process of its own on the pre-loaded
+	// stream (the embedded NATS server then listens on a loopback port)
+	// and measures its catching up and its memory.
+	Serve bool
+	// TallyBinary is the tally binary Serve runs; "" builds one from this
+	// module with the go command.
+	TallyBinary string
+
+	// Loads are the offered loads of the latency phase, in minutes per
+	// second; none skips the phase.
+	Loads []int
+	// LoadDuration is how long each load is offered. Default 10 s.
+	LoadDuration time.Duration
+	// LoadGrace bounds the wait, after a load's last scheduled request, for
+	// the last answers and SSE events. Default 10 s.
+	LoadGrace time.Duration
+	// Conns is the number of concurrent HTTP connections (and senders) of
+	// the latency phase. Default 256.
+	Conns int
+
+	// CPUProfile, if set, is a path prefix: each phase writes its CPU
+	// profile to CPUProfile-<phase>.pprof (the last run of each, for the
+	// ceiling and the fold).
+	CPUProfile string
+
+	// TempDir holds every directory the run makes (default os.TempDir());
+	// they are removed at the end.
+	TempDir string
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+func (c *Config) ensureDefaults() {
+	if c.Seed == 0 {
+		c.Seed = 2021
+	}
+	if c.Scale == 0 {
+		c.Scale = 1
+	}
+	if c.ElectionID == "" {
+		c.ElectionID = "vn-2021-bench"
+	}
+	if c.PublishWindow <= 0 {
+		c.PublishWindow = 1000
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 2000
+	}
+	if c.Runs == 0 {
+		c.Runs = 2
+	}
+	if c.PostgresSharedBuffers == "" {
+		c.PostgresSharedBuffers = "1GB"
+	}
+	if c.LoadDuration <= 0 {
+		c.LoadDuration = 10 * time.Second
+	}
+	if c.LoadGrace <= 0 {
+		c.LoadGrace = 10 * time.Second
+	}
+	if c.Conns <= 0 {
+		c.Conns = 256
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.PublishWindow > 1000 {
+		errs = append(errs, fmt.Errorf("harness: publish window %d above 1000", c.PublishWindow))
+	}
+	if c.Runs < 2 {
+		errs = append(errs, fmt.Errorf("harness: %d runs, want at least 2 (the first is cold)", c.Runs))
+	}
+	if c.Peer != PeerNone && c.Peer != PeerPostgres {
+		errs = append(errs, fmt.Errorf("harness: unknown peer %q (want %q or none)", c.Peer, PeerPostgres))
+	}
+	for _, l := range c.Loads {
+		if l <= 0 {
+			errs = append(errs, fmt.Errorf("harness: offered load %d, want a positive rate", l))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,37 @@
+// Package harness measures tally end to end, in one run, on one stream.
+//
+// Run generates a national election and its night of count minutes
+// (package workload), pre-loads them into a JetStream stream in the
+// gateway's binary encoding, and then reads that same stream several ways:
+//
+//   - the ceiling: a durable pull consumer that only acknowledges, one ack
+//     per batch (AckAll). Nothing that reads the stream through a consumer
+//     can be faster, so it is the bar the fold is measured against;
+//   - the fold: tally's aggregator (projections.NewAggregator) from an empty
+//     store, through the same kind of consumer, committing every batch to
+//     Pebble with fsync. Ceiling and fold alternate, each at least twice,
+//     so a cold first run, a page cache or a compaction does not favour one;
+//     the best and the median are reported;
+//   - the peer (optional): the same events folded into PostgreSQL the way
+//     most teams would write it (a current-minutes row per station read
+//     with SELECT ... FOR UPDATE, one upsert per aggregate row, one
+//     transaction per batch), on a real server the harness starts on
+//     loopback; its results are then compared with tally's, every area and
+//     unit, and must be equal;
+//   - the rebuild: projections.RebuildDir of the whole stream.
+//
+// Then it starts a complete server (server.New) on a fresh stream and
+// measures the latency from a station's POST to the change arriving on an
+// SSE client, at fixed offered loads, open loop: a request is due at its
+// scheduled time whether or not earlier ones were answered, and its latency
+// counts from that time, so a server that falls behind shows it.
+//
+// Everything runs in this one process (the embedded NATS server included),
+// so the peak resident memory reported covers all of it; each phase's own
+// peak is reported too, the kernel's high-water mark being reset between
+// phases.
+//
+// The harness uses only the exported APIs of tally's packages, so the
+// figures move when the code under them does and nothing here needs
+// changing.
+package harness

@@ -1,0 +1,157 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunTiny runs every phase at a tiny scale, so the harness keeps
+// working as the code under it changes. The PostgreSQL peer runs only with
+// TALLY_BENCH_POSTGRES=1 (it may install the Debian package).
+func TestRunTiny(t *testing.T) {
+	cfg := Config{
+		Scale:        0.02,
+		Provinces:    2,
+		MsgID:        true,
+		BatchSize:    500,
+		Rebuild:      true,
+		Serve:        true,
+		Loads:        []int{100, 300},
+		LoadDuration: time.Second,
+		LoadGrace:    5 * time.Second,
+		Conns:        8,
+		TempDir:      t.TempDir(),
+	}
+	if os.Getenv("TALLY_BENCH_POSTGRES") == "1" {
+		cfg.Peer = PeerPostgres
+	}
+	var log bytes.Buffer
+	cfg.Log = &log
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	t.Logf("log:\n%s", &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := WriteTable(&table, res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table:\n%s", &table)
+
+	if len(res.Problems) > 0 {
+		t.Errorf("problems: %q", res.Problems)
+	}
+	if res.Load.Stored == 0 || res.Load.Stored != uint64(res.Load.Published-res.Load.Deduped) {
+		t.Errorf("load %+v: want every published event stored but the deduplicated ones", res.Load)
+	}
+	if !res.OutcomesMatch {
+		t.Errorf("fold outcomes %+v, workload expects %+v", res.FoldOutcomes, res.ExpectedOutcomes)
+	}
+	if res.FoldOutcomes.Rejected == 0 || res.FoldOutcomes.Stale == 0 {
+		t.Errorf("fold outcomes %+v: the night should hold invalid and stale minutes", res.FoldOutcomes)
+	}
+	for name, d := range map[string]Drain{"ceiling": res.Ceiling, "fold": res.Fold} {
+		if len(d.Runs) != 2 || d.Best <= 0 || d.Median <= 0 || d.Median > d.Best {
+			t.Errorf("%s: %+v, want two runs, a best and a median", name, d)
+		}
+	}
+	if res.FoldOverCeiling <= 0 || res.Core == nil || res.Core.ApplyPerS <= 0 || res.Core.CommitPerS <= 0 {
+		t.Errorf("fold/ceiling %v, core %+v", res.FoldOverCeiling, res.Core)
+	}
+	if res.Rebuild == nil || res.Rebuild.Events != res.Load.Stored {
+		t.Errorf("rebuild %+v, want all %d events", res.Rebuild, res.Load.Stored)
+	}
+	if res.Serve == nil || res.Serve.PeakRSSMiB <= 0 {
+		t.Errorf("serve %+v, want tally serve's memory", res.Serve)
+	}
+	if len(res.Latency) != 2 {
+		t.Fatalf("%d latency results, want 2", len(res.Latency))
+	}
+	for _, l := range res.Latency {
+		if l.Accepted != l.Scheduled || l.Missing != 0 || l.Seen != l.Accepted || l.P50Ms <= 0 || l.MaxMs < l.P99Ms || l.P99Ms < l.P50Ms {
+			t.Errorf("latency %+v: want every request accepted and seen, ordered percentiles", l)
+		}
+	}
+	if res.Memory.PeakRSSMiB <= 0 || res.Memory.PebbleMiB <= 0 {
+		t.Errorf("memory %+v", res.Memory)
+	}
+	if cfg.Peer == PeerPostgres {
+		p := res.Peer
+		if p == nil || p.Mismatches != 0 || p.Compared == 0 || p.Outcomes != res.FoldOutcomes {
+			t.Errorf("peer %+v, want every result equal to tally's", p)
+		}
+	}
+	if _, err := json.Marshal(res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "fold/ceiling") {
+		t.Errorf("the table has no fold/ceiling line")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, cfg := range []Config{{Runs: 1}, {PublishWindow: 1001}, {Peer: "mysql"}, {Loads: []int{0}}} {
+		cfg.ensureDefaults()
+		if err := cfg.validate(); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}
+
+func TestAreaOf(t *testing.T) {
+	for _, tc := range []struct {
+		in, contest, area string
+		ok                bool
+	}{
+		{`{"contest":"QH","area":"HN-01","level":"ward"}`, "QH", "HN-01", true},
+		{`{"contest":"QH","unit":"QH-1","level":"unit"}`, "", "", false},
+		{`{"contest":"QH"`, "", "", false},
+		{`[]`, "", "", false},
+	} {
+		c, a, ok := areaOf([]byte(tc.in))
+		if c != tc.contest || a != tc.area || ok != tc.ok {
+			t.Errorf("areaOf(%s) = %q, %q, %v; want %q, %q, %v", tc.in, c, a, ok, tc.contest, tc.area, tc.ok)
+		}
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	p50, p99, mx := percentiles(d)
+	if p50 != 51 || p99 != 100 || mx != 100 {
+		t.Errorf("percentiles of 1..100 ms = %v, %v, %v", p50, p99, mx)
+	}
+}
+
+// TestTracker checks both orders an answer and its SSE event may arrive in.
+func TestTracker(t *testing.T) {
+	tr := newTracker(nil)
+	due := time.Unix(100, 0)
+	// The answer first, then an event that covers it.
+	tr.accepted(1, 10, due, due.Add(time.Millisecond))
+	tr.event(1, 9, due.Add(2*time.Millisecond))
+	tr.event(1, 12, due.Add(3*time.Millisecond))
+	// The event first: the earliest one covering seq 20 counts.
+	tr.event(2, 25, due.Add(4*time.Millisecond))
+	tr.event(2, 30, due.Add(6*time.Millisecond))
+	tr.accepted(2, 20, due, due.Add(7*time.Millisecond))
+	// Never seen.
+	tr.accepted(3, 40, due, due.Add(time.Millisecond))
+	samples, acks, seen := tr.take()
+	if seen != 2 || len(acks) != 3 {
+		t.Fatalf("seen %d, %d acks; want 2 and 3", seen, len(acks))
+	}
+	if samples[0] != 3*time.Millisecond || samples[1] != 4*time.Millisecond {
+		t.Errorf("samples %v, want [3ms 4ms]", samples)
+	}
+}
