@@ -84,6 +84,8 @@ type Fold struct {
 	// goroutine than Apply, hence atomic.
 	broken atomic.Bool
 
+	slab slab
+
 	// Scratch space reused for every message.
 	m    tally.Minutes
 	r    tally.Resolved
@@ -175,7 +177,9 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 	f.viol = events.Check(f.e, m, problems, 0, &f.r, f.viol)
 	// A sealed station's minutes must carry its signature (CONTRACT §7),
 	// whoever published them.
-	f.viol = events.CheckSeal(f.e, m, 0, f.viol)
+	if f.e.Sealed() {
+		f.viol = events.CheckSeal(f.e, m, 0, f.viol)
+	}
 	if len(f.viol) > 0 {
 		return f.reject(msg)
 	}
@@ -206,6 +210,9 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 	f.contribute(r.Contest, r.Station, cur, -1)
 	cur.version, cur.status, cur.hash, cur.counts = r.Version, r.Status, hash, r.Counts
 	copy(cur.votes, r.Votes)
+	if cap(cur.payload) < len(f.enc) {
+		cur.payload = f.slab.bytes(len(f.enc))
+	}
 	cur.payload = append(cur.payload[:0], f.enc...)
 	f.contribute(r.Contest, r.Station, cur, +1)
 
@@ -269,6 +276,9 @@ func (f *Fold) history(c, s int, seq uint64, o Outcome) {
 		// INVARIANT: the station record always holds the current minutes,
 		// whatever happens to its history.
 	} else {
+		if cap(cur.hist) == 0 {
+			cur.hist = f.slab.hist()
+		}
 		cur.hist = append(cur.hist, e)
 	}
 	f.key = appendIDKey(f.key[:0], prefixStation, contest, station)
@@ -422,3 +432,42 @@ func (f *Fold) aggregateKey(dst []byte, ref Ref) []byte {
 }
 
 func xxhashSum(b []byte) uint64 { return xxhash.Sum64(b) }
+
+// slab hands out the stations' payload buffers and first history slices
+// from large chunks: a national night would otherwise allocate two or three
+// small objects per station and contest.
+type slab struct {
+	b []byte
+	h []histEntry
+}
+
+const (
+	slabBytes   = 1 << 20
+	slabHist    = 4096
+	histInitCap = 4
+)
+
+// bytes returns an empty slice with room for n bytes and some slack, so a
+// later version a little longer fits too.
+func (s *slab) bytes(n int) []byte {
+	n += n/4 + 16
+	if n > slabBytes/8 {
+		return make([]byte, 0, n)
+	}
+	if len(s.b)+n > cap(s.b) {
+		s.b = make([]byte, 0, slabBytes)
+	}
+	b := s.b[len(s.b) : len(s.b) : len(s.b)+n]
+	s.b = s.b[:len(s.b)+n]
+	return b
+}
+
+// hist returns an empty history slice with room for a few entries.
+func (s *slab) hist() []histEntry {
+	if len(s.h)+histInitCap > cap(s.h) {
+		s.h = make([]histEntry, 0, slabHist)
+	}
+	h := s.h[len(s.h) : len(s.h) : len(s.h)+histInitCap]
+	s.h = s.h[:len(s.h)+histInitCap]
+	return h
+}

@@ -47,6 +47,7 @@ type Election struct {
 	contestIdx map[string]int
 	unitIdx    map[string][2]int // unit id -> contest, unit
 	candIdx    map[string][3]int // candidate id -> contest, unit, candidate
+	sealed     bool              // some station has a seal
 }
 
 // Area is a province, district or ward.
@@ -257,6 +258,7 @@ func (e *Election) compile() error {
 		if s.Name == "" {
 			p.add("%s: name is empty", where)
 		}
+		e.sealed = e.sealed || s.Seal != ""
 		if s.Registered < 0 {
 			p.add("%s: registered %d is negative", where, s.Registered)
 		}

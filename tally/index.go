@@ -6,6 +6,10 @@ package tally
 // AreaIndex returns the index of area id in Areas.
 func (e *Election) AreaIndex(id string) (int, bool) { i, ok := e.areaIdx[id]; return i, ok }
 
+// Sealed reports whether any station has a seal (CONTRACT §7): only then do
+// minutes need a signature.
+func (e *Election) Sealed() bool { return e.sealed }
+
 // StationIndex returns the index of station id in Stations.
 func (e *Election) StationIndex(id string) (int, bool) { i, ok := e.stationIdx[id]; return i, ok }
 

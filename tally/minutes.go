@@ -269,8 +269,13 @@ func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []
 		var seenMap map[int]bool
 		var sum int64
 		listed := 0
-		for _, v := range m.Votes {
-			k, ok := unit.candByID[v.Candidate]
+		for i, v := range m.Votes {
+			// Minutes list the unit's candidates in the election file's
+			// order, nearly always: try that before hashing.
+			k, ok := i, i < nc && unit.Candidates[i].ID == v.Candidate
+			if !ok {
+				k, ok = unit.candByID[v.Candidate]
+			}
 			if !ok {
 				bad("votes."+v.Candidate, RuleCandidate, "%q is not a candidate of unit %q", v.Candidate, unit.ID)
 				continue

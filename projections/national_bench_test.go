@@ -1,0 +1,111 @@
+package projections_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tallyvn/tally/bench/workload"
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/projections"
+	"github.com/tallyvn/tally/tally"
+)
+
+// nationalNight is Vietnam 2021 at full scale (bench/workload, seed 2021)
+// and its whole election night in the gateway's binary encoding: about
+// 85,000 stations, four contests, 674,000 minutes.
+type nationalNight struct {
+	e    *tally.Election
+	msgs []projections.Msg
+}
+
+var national = sync.OnceValues(func() (*nationalNight, error) {
+	provinces := 0 // TALLY_BENCH_PROVINCES=N keeps the first N, for quick looks
+	if s := os.Getenv("TALLY_BENCH_PROVINCES"); s != "" {
+		provinces, _ = strconv.Atoi(s)
+	}
+	f, err := workload.National(workload.NationalConfig{Seed: 2021, Provinces: provinces})
+	if err != nil {
+		return nil, err
+	}
+	e, err := f.Parse()
+	if err != nil {
+		return nil, err
+	}
+	n := &nationalNight{e: e}
+	var arena []byte
+	type span struct{ from, to int }
+	var spans []span
+	err = workload.Night(e, workload.NightConfig{Seed: 2021}, func(sub *workload.Submission) error {
+		from := len(arena)
+		arena = events.AppendBinary(arena, &sub.Minutes)
+		spans = append(spans, span{from, len(arena)})
+		n.msgs = append(n.msgs, projections.Msg{
+			Seq:     uint64(len(n.msgs) + 1),
+			Subject: events.Subject(e, sub.Station, sub.Minutes.Contest),
+			Time:    time.Unix(0, 0),
+		})
+		return nil
+	})
+	for i, sp := range spans {
+		n.msgs[i].Data = arena[sp.from:sp.to:sp.to]
+	}
+	return n, err
+})
+
+// runNationalBench folds the whole national night into a fresh store per
+// iteration, committing every benchChunk events when commit is set.
+func runNationalBench(b *testing.B, commit bool) {
+	n, err := national()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var outcomes [projections.Rejected + 1]int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		store, err := projections.Open(filepath.Join(b.TempDir(), "p"+strconv.Itoa(i)), n.e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fold := store.Fold()
+		outcomes = [projections.Rejected + 1]int{}
+		b.StartTimer()
+		for from := 0; from < len(n.msgs); from += benchChunk {
+			for j := from; j < min(from+benchChunk, len(n.msgs)); j++ {
+				o, err := fold.Apply(&n.msgs[j])
+				if err != nil {
+					b.Fatal(err)
+				}
+				outcomes[o]++
+			}
+			if !commit {
+				b.StopTimer()
+			}
+			if _, err := fold.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.StopTimer()
+		store.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*len(n.msgs))/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(n.msgs)), "ns/event")
+	if outcomes[projections.Applied] == 0 {
+		b.Fatal("nothing applied")
+	}
+}
+
+// BenchmarkNationalApply folds the national night in memory (decode, check,
+// seal, history, deltas, staging into the Pebble batch); the commits run
+// with the timer stopped: the fold core.
+func BenchmarkNationalApply(b *testing.B) { runNationalBench(b, false) }
+
+// BenchmarkNationalCommit adds the fsynced Pebble commit every 2,000 events.
+func BenchmarkNationalCommit(b *testing.B) { runNationalBench(b, true) }
