@@ -32,6 +32,7 @@ var commands = []command{
 	{"submit", "submit count minutes to a server", runSubmit},
 	{"results", "print the result of an area or an electoral unit", runResults},
 	{"rebuild", "rebuild the projections from the stream", runRebuild},
+	{"verify", "audit the projections against the stream and the seals", runVerify},
 	{"simulate", "play an election night of count minutes against a server", runSimulate},
 	{"keys", "make station key pairs and seal an election file", runKeys},
 	{"nats-config", "print nats-server permissions for a sealed election", runNATSConfig},

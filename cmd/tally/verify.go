@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyvn/tally/audit"
+	"github.com/tallyvn/tally/broker"
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/projections"
+	"github.com/tallyvn/tally/tally"
+)
+
+func runVerify(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("verify", "--election FILE --data DIR [--nats URL [--nats-seed-dir DIR]] [--json]",
+		`Audits the published results against what the stations signed. It reads
+the whole minutes stream of the election, independently of the projections,
+re-checks every minutes against the rules of the election file and every
+seal (signature) of a sealed station, recomputes every result with a fold
+of its own, then compares every area result (ward, district, province),
+every unit result (figures, ranking, winners, status), every station's
+current minutes, the outcome of every message and the outcome counters
+with the projections under DIR/projections. Every difference is listed
+with the projections' value and the recomputed one.
+
+The projections have folded the stream up to a checkpoint; verify
+recomputes up to that same sequence and says how much more the stream
+holds. Stop tally serve first: the projections (and the embedded NATS
+store under DIR) may only be open in one process at a time.
+
+Exit status: 0 when everything matches, 1 on any difference, on a seal
+that fails to verify on minutes the projections counted as applied, or
+when the audit cannot run; 2 on bad usage. A signature failure the
+projections rejected too is reported but is no failure of the audit.`, stdout, stderr)
+	electionFile := fs.String("election", "", "election file; required")
+	dataDir := fs.String("data", "", "data directory of the server; required")
+	natsURL := fs.String("nats", "", "external NATS server URL (default: the embedded store under DIR)")
+	seedDir := fs.String("nats-seed-dir", "", "with --nats on a sealed election: directory of tally's NATS keys (reads as the aggregator)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
+	}
+	if *electionFile == "" || *dataDir == "" {
+		return usageError(fs, "--election and --data are required")
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, "unexpected arguments %q", fs.Args())
+	}
+	if *seedDir != "" && *natsURL == "" {
+		return usageError(fs, "--nats-seed-dir needs --nats (the embedded store needs no keys)")
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "tally verify: "+format+"\n", a...)
+		return exitFailed
+	}
+	e, err := loadElection(*electionFile)
+	if err == nil {
+		if p := events.CheckSeals(e); len(p) > 0 {
+			err = fmt.Errorf("%s: %w", *electionFile, &tally.ElectionError{Problems: p})
+		}
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// The projections first: their lock says whether a server runs on DIR,
+	// before a second NATS server is started over its store.
+	projDir := filepath.Join(*dataDir, "projections")
+	if st, err := os.Stat(projDir); err != nil || !st.IsDir() {
+		return fail("no projections under %s (is --data the directory tally serve ran with?)", *dataDir)
+	}
+	store, err := projections.Open(projDir, e)
+	if err != nil {
+		if locked(err) {
+			return fail("the projections under %s are locked by another process: stop tally serve first (verify must be the only process using --data DIR): %v", *dataDir, err)
+		}
+		if errors.Is(err, projections.ErrElectionMismatch) {
+			return fail("%v\n(the projections were built from another election file than %s)", err, *electionFile)
+		}
+		return fail("%v", err)
+	}
+	defer store.Close()
+
+	var nc *nats.Conn
+	if *natsURL == "" {
+		if _, err := os.Stat(filepath.Join(*dataDir, "nats")); err != nil {
+			return fail("no embedded NATS store under %s: %v (give --nats URL for an external server)", *dataDir, err)
+		}
+		emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: *dataDir, Listen: "none"})
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer emb.Shutdown()
+		if nc, err = emb.Connect("tally-verify"); err != nil {
+			return fail("%v", err)
+		}
+	} else {
+		var opts []nats.Option
+		if *seedDir != "" {
+			roles, err := loadRoles(*seedDir, false)
+			if err != nil {
+				return fail("%v", err)
+			}
+			opts = append(opts, roles.aggregator.Option())
+		}
+		if nc, err = broker.Dial(*natsURL, "tally-verify", opts...); err != nil {
+			return fail("%v", err)
+		}
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fail("%v", err)
+	}
+	stream, err := js.Stream(ctx, events.StreamName(e.ID))
+	if err != nil {
+		return fail("stream %s: %v", events.StreamName(e.ID), err)
+	}
+	rep, err := audit.Verify(ctx, e, stream, store)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *asJSON {
+		if rep.Differences == nil {
+			rep.Differences = []audit.Difference{}
+		}
+		if rep.Seals.Failed == nil {
+			rep.Seals.Failed = []audit.SealFailure{}
+		}
+		if rep.Seals.FailedApplied == nil {
+			rep.Seals.FailedApplied = []audit.SealFailure{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fail("%v", err)
+		}
+	} else {
+		printReport(stdout, rep)
+	}
+	if !rep.OK {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// locked reports whether err is Pebble failing to take the store's lock.
+func locked(err error) bool {
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "lock held") || strings.Contains(msg, "resource temporarily unavailable")
+}
+
+// maxListed bounds the differences printed in the human summary (--json
+// has them all).
+const maxListed = 50
+
+func printReport(w io.Writer, r *audit.Report) {
+	fmt.Fprintf(w, "election %s, stream %s\n", r.Election, r.Stream)
+	fmt.Fprintf(w, "events read: %d (through seq %d, the projections' checkpoint)\n", r.EventsRead, min(r.Checkpoint, r.StreamLastSeq))
+	if r.Beyond > 0 {
+		fmt.Fprintf(w, "the stream holds %d more (through seq %d) the projections have not folded yet: not audited\n", r.Beyond, r.StreamLastSeq)
+	}
+	o := r.Outcomes
+	fmt.Fprintf(w, "outcomes: %d applied, %d stale, %d duplicates, %d rejected\n", o.Applied, o.Stale, o.Duplicates, o.Rejected)
+	fmt.Fprintf(w, "seals: %d checked, %d verified, %d failed", r.Seals.Checked, r.Seals.Verified, len(r.Seals.Failed))
+	switch {
+	case len(r.Seals.FailedApplied) > 0:
+		fmt.Fprintf(w, ", %d of them APPLIED by the projections\n", len(r.Seals.FailedApplied))
+	case len(r.Seals.Failed) > 0:
+		fmt.Fprintf(w, " (rejected by the projections too)\n")
+	default:
+		fmt.Fprintln(w)
+	}
+	for _, f := range r.Seals.Failed {
+		fmt.Fprintf(w, "  seal failure: seq %d station %s contest %s (projections: %s): %s\n", f.Seq, f.Station, f.Contest, f.Projections, f.Reason)
+	}
+	c := r.Compared
+	fmt.Fprintf(w, "compared: %d area results, %d unit results, %d station records, %d messages, %d counters\n",
+		c.Areas, c.Units, c.Stations, c.Messages, c.Counters)
+	for i, d := range r.Differences {
+		if i == maxListed {
+			fmt.Fprintf(w, "  ... and %d more (--json lists them all)\n", len(r.Differences)-maxListed)
+			break
+		}
+		fmt.Fprintf(w, "  DIFFERENCE %s\n", d)
+	}
+	if r.OK {
+		fmt.Fprintln(w, "OK: the projections match the stream")
+		return
+	}
+	fmt.Fprintf(w, "FAILED: %d differences, %d seal failures on applied minutes\n", len(r.Differences), len(r.Seals.FailedApplied))
+}
