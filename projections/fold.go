@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +44,12 @@ type current struct {
 	// their own, so a flood of messages for one station cannot make each
 	// write ever longer.
 	hist []histEntry
+	// dirty: the record changed since the last Seal.
+	dirty bool
 }
+
+// stationRef names a station's record for one contest.
+type stationRef struct{ contest, station int32 }
 
 // maxInlineHistory bounds the history kept inline in a station record.
 const maxInlineHistory = 64
@@ -78,8 +84,10 @@ type Fold struct {
 	state []contestState
 	meta  Meta
 	batch *pebble.Batch
-	// dirty lists the aggregates changed since the last Seal.
-	dirty []Ref
+	// dirty lists the aggregates changed since the last Seal, and
+	// dirtyStations the station records.
+	dirty         []Ref
+	dirtyStations []stationRef
 	// broken is set when a commit failed; CommitSealed may run on another
 	// goroutine than Apply, hence atomic.
 	broken atomic.Bool
@@ -281,9 +289,11 @@ func (f *Fold) history(c, s int, seq uint64, o Outcome) {
 		}
 		cur.hist = append(cur.hist, e)
 	}
-	f.key = appendIDKey(f.key[:0], prefixStation, contest, station)
-	f.val = appendRecord(f.val[:0], cur.payload, cur.hist)
-	_ = f.batch.Set(f.key, f.val, nil)
+	// The record is staged once per batch, at Seal.
+	if !cur.dirty {
+		cur.dirty = true
+		f.dirtyStations = append(f.dirtyStations, stationRef{int32(c), int32(s)})
+	}
 }
 
 // Rejection is a rejected message with every rule it broke.
@@ -366,6 +376,26 @@ func (f *Fold) Seal() (*Sealed, error) {
 	if f.batch == nil {
 		return nil, nil
 	}
+	// Records and aggregates are staged in key order: the memtable inserts
+	// them with fewer cache misses than in the order stations sent them.
+	slices.SortFunc(f.dirtyStations, func(x, y stationRef) int {
+		if x.contest != y.contest {
+			return strings.Compare(f.e.Contests[x.contest].ID, f.e.Contests[y.contest].ID)
+		}
+		return strings.Compare(f.e.Stations[x.station].ID, f.e.Stations[y.station].ID)
+	})
+	for _, ref := range f.dirtyStations {
+		cur := &f.state[ref.contest].stations[ref.station]
+		cur.dirty = false
+		f.key = appendIDKey(f.key[:0], prefixStation, f.e.Contests[ref.contest].ID, f.e.Stations[ref.station].ID)
+		f.val = appendRecord(f.val[:0], cur.payload, cur.hist)
+		if err := f.batch.Set(f.key, f.val, nil); err != nil {
+			f.broken.Store(true)
+			return nil, fmt.Errorf("stage station record: %w", err)
+		}
+	}
+	f.dirtyStations = f.dirtyStations[:0]
+	slices.SortFunc(f.dirty, func(x, y Ref) int { return f.cmpRef(x, y) })
 	for _, ref := range f.dirty {
 		a := f.aggregate(ref)
 		a.dirty = false
@@ -470,4 +500,29 @@ func (s *slab) hist() []histEntry {
 	h := s.h[len(s.h) : len(s.h) : len(s.h)+histInitCap]
 	s.h = s.h[:len(s.h)+histInitCap]
 	return h
+}
+
+// cmpRef orders aggregate refs as their keys sort.
+func (f *Fold) cmpRef(x, y Ref) int {
+	px, py := prefixArea, prefixArea
+	if x.Unit {
+		px = prefixUnit
+	}
+	if y.Unit {
+		py = prefixUnit
+	}
+	if px != py {
+		return int(px) - int(py)
+	}
+	if x.Contest != y.Contest {
+		return strings.Compare(f.e.Contests[x.Contest].ID, f.e.Contests[y.Contest].ID)
+	}
+	return strings.Compare(f.refID(x), f.refID(y))
+}
+
+func (f *Fold) refID(r Ref) string {
+	if r.Unit {
+		return f.e.Contests[r.Contest].Units[r.Index].ID
+	}
+	return f.e.Areas[r.Index].ID
 }
