@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/tally"
@@ -44,7 +47,57 @@ func (s *Server) routes() http.Handler {
 	}))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", s.metrics.instrument("dashboard", dashboard().ServeHTTP))
-	return mux
+	return securityHeaders(mux)
+}
+
+// securityHeaders sets, on every answer, the headers that keep a browser
+// from sniffing a JSON answer into HTML, framing the dashboard, or sending
+// its address elsewhere. API answers get a CSP that allows nothing; the
+// dashboard replaces it with its own.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// tokenCheck is what a request's Authorization header says.
+type tokenCheck int
+
+const (
+	tokenAbsent tokenCheck = iota
+	tokenValid
+	tokenWrong
+)
+
+// checkToken compares the request's bearer token with the operator token
+// in constant time (both hashed first, so neither the content nor the
+// length leaks through timing).
+func (s *Server) checkToken(r *http.Request) tokenCheck {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return tokenAbsent
+	}
+	scheme, given, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return tokenWrong
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(given)))
+	want := sha256.Sum256([]byte(s.cfg.Token))
+	if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+		return tokenValid
+	}
+	return tokenWrong
+}
+
+// unauthorized answers 401. The message never repeats what was sent.
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="tally"`)
+	writeError(w, http.StatusUnauthorized, msg)
 }
 
 // handleElection serves the election file as loaded (the dashboard draws its
@@ -66,6 +119,23 @@ type ErrorsResponse struct {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	// With an operator token, a client that does not sign needs it; a
+	// wrong one is refused at once, whatever the body holds.
+	authed := s.cfg.Token == ""
+	if !authed {
+		switch s.checkToken(r) {
+		case tokenValid:
+			authed = true
+		case tokenWrong:
+			unauthorized(w, "the operator token is wrong (Authorization: Bearer TOKEN)")
+			return
+		default:
+			if !s.e.Sealed() {
+				unauthorized(w, "an operator token is required to submit minutes (Authorization: Bearer TOKEN)")
+				return
+			}
+		}
+	}
 	// Shed load before reading the body: a refused request costs nothing.
 	size := r.ContentLength
 	if size < 0 || size > s.cfg.MaxBodyBytes {
@@ -76,7 +146,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.adm.release(size)
-	if no := s.adm.check(s.nc.IsConnected()); no != nil {
+	if no := s.adm.check(s.gw.IsConnected()); no != nil {
 		s.cfg.Logger.Debug("submission refused", "code", no.code, "reason", no.msg)
 		no.write(w)
 		return
@@ -100,11 +170,27 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d minutes in one request, at most %d", len(decoded), s.cfg.MaxMinutes))
 		return
 	}
+	if !authed {
+		// No token: only minutes that carry their station's seal may come
+		// in, and their signatures are checked below.
+		for i := range decoded {
+			if st, ok := s.e.StationIndex(decoded[i].Minutes.Station); !ok || s.e.Stations[st].Seal == "" {
+				unauthorized(w, fmt.Sprintf("an operator token is required to submit minutes of a station without a seal (Authorization: Bearer TOKEN): minutes %d are not sealed; nothing was stored", i))
+				return
+			}
+		}
+	}
 	var viol []tally.Violation
 	var res tally.Resolved
+	sealed := s.e.Sealed()
 	ms := make([]tally.Minutes, len(decoded))
 	for i := range decoded {
 		viol = events.Check(s.e, &decoded[i].Minutes, decoded[i].Problems, i, &res, viol)
+		if sealed {
+			// CONTRACT §7: a sealed station's minutes must carry a
+			// signature that verifies with its seal.
+			viol = events.CheckSeal(s.e, &decoded[i].Minutes, i, viol)
+		}
 		ms[i] = decoded[i].Minutes
 	}
 	if len(viol) > 0 {

@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,26 @@ type Config struct {
 	// keep for a submission to be accepted (503 below it). Default 64 MiB;
 	// negative: not checked.
 	MinFreeBytes int64
+	// GatewayNATS and AggregatorNATS are tally's own NATS identities, both
+	// or neither: the gateway publishes the minutes it accepted, the
+	// aggregator manages the stream and folds it (broker.Roles). With an
+	// external server (NATSURL) they are the keys its configuration grants
+	// those permissions (`tally nats-config`); nil there: one anonymous
+	// connection. In embedded mode they are used only when the election is
+	// sealed, and generated in memory when nil.
+	GatewayNATS, AggregatorNATS *broker.Identity
+	// Token, when not empty, is the operator token: a submission must carry
+	// "Authorization: Bearer TOKEN" unless every minutes in it is for a
+	// sealed station (whose signature vouches for it instead).
+	Token string
+	// TLSCertFile and TLSKeyFile (PEM), both or neither, make the API and
+	// the dashboard HTTPS.
+	TLSCertFile, TLSKeyFile string
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound a
+	// client's request headers, whole request, answer (event streams are
+	// exempt) and idle keep-alive connection. Defaults 10 s, 60 s, 60 s,
+	// 120 s.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// ShutdownTimeout bounds a clean shutdown: draining HTTP requests, then
 	// letting the fold apply what the stream holds. Default 15 s.
 	ShutdownTimeout time.Duration
@@ -99,6 +120,18 @@ func (c *Config) ensureDefaults() {
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = 64 << 20
 	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 60 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
@@ -112,16 +145,20 @@ type Server struct {
 	cfg      Config
 	e        *tally.Election
 	embedded *broker.Embedded // nil with an external server
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	stream   jetstream.Stream
-	store    *projections.Store
-	pub      *events.Publisher
-	ln       net.Listener
-	http     *http.Server
-	metrics  *metrics
-	hub      *hub
-	adm      *admission
+	// nc is the aggregator's connection (the stream, the fold's consumer);
+	// gw is the gateway's (publishing accepted minutes). They are one and
+	// the same connection unless tally has NATS identities.
+	nc, gw  *nats.Conn
+	js      jetstream.JetStream
+	tls     bool // the HTTP listener serves TLS
+	stream  jetstream.Stream
+	store   *projections.Store
+	pub     *events.Publisher
+	ln      net.Listener
+	http    *http.Server
+	metrics *metrics
+	hub     *hub
+	adm     *admission
 	// rebuildMarker exists while the projections are being rebuilt from
 	// the stream, so that a crash during the rebuild does not let a
 	// restarted server serve a half-built store as results.
@@ -174,20 +211,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 
-	if cfg.NATSURL == "" {
-		s.embedded, err = broker.StartEmbedded(broker.EmbeddedOptions{Dir: cfg.DataDir, Listen: cfg.NATSListen, Logger: cfg.Logger})
-		if err != nil {
-			return nil, err
-		}
-		s.nc, err = s.embedded.Connect("tally")
-	} else {
-		s.nc, err = broker.Dial(cfg.NATSURL, "tally")
-	}
-	if err != nil {
+	if err := s.connect(); err != nil {
 		return nil, err
 	}
 	s.mu.down = make(chan struct{})
-	s.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+	// The gateway's connection decides whether submissions can be stored.
+	s.gw.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
 		if err == nil {
 			return // closed by us, at shutdown
 		}
@@ -199,7 +228,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.mu.Unlock()
 		s.cfg.Logger.Warn("NATS connection lost; submissions answer 503 until it is back", "err", err)
 	})
-	s.nc.SetReconnectHandler(func(nc *nats.Conn) {
+	s.gw.SetReconnectHandler(func(nc *nats.Conn) {
 		s.mu.Lock()
 		if s.mu.isDown {
 			s.mu.isDown = false
@@ -208,6 +237,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.mu.Unlock()
 		s.cfg.Logger.Info("NATS connection back", "url", nc.ConnectedUrlRedacted())
 	})
+	if s.nc != s.gw {
+		s.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.cfg.Logger.Warn("the aggregator's NATS connection was lost; the fold resumes when it is back", "err", err)
+			}
+		})
+	}
 	s.js, err = jetstream.New(s.nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -219,17 +255,37 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openProjections(ctx); err != nil {
 		return nil, err
 	}
-	s.pub = events.NewPublisher(s.js, s.e)
+	pubJS := s.js
+	if s.gw != s.nc {
+		if pubJS, err = jetstream.New(s.gw); err != nil {
+			return nil, fmt.Errorf("jetstream: %w", err)
+		}
+	}
+	s.pub = events.NewPublisher(pubJS, s.e)
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		if cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" {
+			return nil, errors.New("server: TLS needs both a certificate and a key")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.tls = true
+	}
 	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
 	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	s.http.RegisterOnShutdown(func() { close(s.hub.closing) }) // end event streams
@@ -238,6 +294,84 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 // Addr returns the HTTP address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL returns the base URL of the API and the dashboard: https:// when the
+// server has a TLS certificate.
+func (s *Server) URL() string {
+	if s.tls {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// NATSAuth reports whether tally's NATS connections authenticate with
+// their own identities (and, embedded, whether stations must).
+func (s *Server) NATSAuth() bool { return s.gw != s.nc }
+
+// connect starts the embedded NATS server or dials the external one and
+// opens tally's connections: one anonymous connection, or, for a sealed
+// election on the embedded server (whose only users are then the sealed
+// stations, the gateway and the aggregator: anonymous clients are refused)
+// and for an external server given identities, one connection per role,
+// each allowed only what that role needs.
+func (s *Server) connect() error {
+	cfg := &s.cfg
+	gw, agg := cfg.GatewayNATS, cfg.AggregatorNATS
+	if (gw == nil) != (agg == nil) {
+		return errors.New("server: give both NATS identities (gateway and aggregator) or neither")
+	}
+	// Asynchronous errors (a permission refused, a slow consumer) are
+	// logged, not printed to stderr by the client library.
+	logErrs := nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
+		cfg.Logger.Warn("NATS error", "connection", nc.Opts.Name, "err", err)
+	})
+	var err error
+	if cfg.NATSURL == "" {
+		opts := broker.EmbeddedOptions{Dir: cfg.DataDir, Listen: cfg.NATSListen, Logger: cfg.Logger}
+		sealed := broker.Sealed(s.e)
+		if sealed {
+			if gw == nil {
+				g, err := broker.NewIdentity()
+				if err != nil {
+					return err
+				}
+				a, err := broker.NewIdentity()
+				if err != nil {
+					return err
+				}
+				gw, agg = &g, &a
+			}
+			opts.Users = broker.Users(s.e, broker.Roles{Gateway: gw.Public, Aggregator: agg.Public})
+		}
+		if s.embedded, err = broker.StartEmbedded(opts); err != nil {
+			return err
+		}
+		if !sealed {
+			s.nc, err = s.embedded.Connect("tally", logErrs)
+			s.gw = s.nc
+			return err
+		}
+		if s.nc, err = s.embedded.Connect("tally-aggregator", agg.Option(), logErrs); err != nil {
+			return fmt.Errorf("aggregator: %w", err)
+		}
+		if s.gw, err = s.embedded.Connect("tally-gateway", gw.Option(), logErrs); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		return nil
+	}
+	if gw == nil {
+		s.nc, err = broker.Dial(cfg.NATSURL, "tally", logErrs)
+		s.gw = s.nc
+		return err
+	}
+	if s.nc, err = broker.Dial(cfg.NATSURL, "tally-aggregator", agg.Option(), logErrs); err != nil {
+		return fmt.Errorf("aggregator (key %s): %w", agg.Public, err)
+	}
+	if s.gw, err = broker.Dial(cfg.NATSURL, "tally-gateway", gw.Option(), logErrs); err != nil {
+		return fmt.Errorf("gateway (key %s): %w", gw.Public, err)
+	}
+	return nil
+}
 
 // NATSURL returns the URL stations can publish to, "" if none.
 func (s *Server) NATSURL() string {
@@ -374,7 +508,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		err := s.http.Serve(s.ln)
+		var err error
+		if s.tls {
+			err = s.http.ServeTLS(s.ln, "", "") // the certificate is in TLSConfig
+		} else {
+			err = s.http.Serve(s.ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
@@ -410,6 +549,9 @@ func (s *Server) closeAll() {
 		if err := s.store.Close(); err != nil {
 			s.cfg.Logger.Warn("close projections", "err", err)
 		}
+	}
+	if s.gw != nil && s.gw != s.nc {
+		s.gw.Close()
 	}
 	if s.nc != nil {
 		s.nc.Close()
