@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,6 +94,9 @@ type Fold struct {
 	broken atomic.Bool
 
 	slab slab
+	// rank orders ids as their keys sort, so batches are staged in key
+	// order by comparing integers.
+	rank ranks
 
 	// Scratch space reused for every message.
 	m    tally.Minutes
@@ -104,7 +108,7 @@ type Fold struct {
 }
 
 func newFold(e *tally.Election, db *pebble.DB) *Fold {
-	f := &Fold{e: e, db: db, state: make([]contestState, len(e.Contests))}
+	f := &Fold{e: e, db: db, state: make([]contestState, len(e.Contests)), rank: newRanks(e)}
 	for c := range e.Contests {
 		cs := &f.state[c]
 		contest := &e.Contests[c]
@@ -379,10 +383,7 @@ func (f *Fold) Seal() (*Sealed, error) {
 	// Records and aggregates are staged in key order: the memtable inserts
 	// them with fewer cache misses than in the order stations sent them.
 	slices.SortFunc(f.dirtyStations, func(x, y stationRef) int {
-		if x.contest != y.contest {
-			return strings.Compare(f.e.Contests[x.contest].ID, f.e.Contests[y.contest].ID)
-		}
-		return strings.Compare(f.e.Stations[x.station].ID, f.e.Stations[y.station].ID)
+		return cmp.Compare(f.rank.record(x), f.rank.record(y))
 	})
 	for _, ref := range f.dirtyStations {
 		cur := &f.state[ref.contest].stations[ref.station]
@@ -395,7 +396,7 @@ func (f *Fold) Seal() (*Sealed, error) {
 		}
 	}
 	f.dirtyStations = f.dirtyStations[:0]
-	slices.SortFunc(f.dirty, func(x, y Ref) int { return f.cmpRef(x, y) })
+	slices.SortFunc(f.dirty, func(x, y Ref) int { return cmp.Compare(f.rank.ref(x), f.rank.ref(y)) })
 	for _, ref := range f.dirty {
 		a := f.aggregate(ref)
 		a.dirty = false
@@ -502,27 +503,49 @@ func (s *slab) hist() []histEntry {
 	return h
 }
 
-// cmpRef orders aggregate refs as their keys sort.
-func (f *Fold) cmpRef(x, y Ref) int {
-	px, py := prefixArea, prefixArea
-	if x.Unit {
-		px = prefixUnit
-	}
-	if y.Unit {
-		py = prefixUnit
-	}
-	if px != py {
-		return int(px) - int(py)
-	}
-	if x.Contest != y.Contest {
-		return strings.Compare(f.e.Contests[x.Contest].ID, f.e.Contests[y.Contest].ID)
-	}
-	return strings.Compare(f.refID(x), f.refID(y))
+// ranks gives each contest, station, area and unit its position among the
+// ids of its kind in byte order: the order of their keys.
+type ranks struct {
+	contest, station, area []uint64
+	unit                   [][]uint64 // by contest
 }
 
-func (f *Fold) refID(r Ref) string {
-	if r.Unit {
-		return f.e.Contests[r.Contest].Units[r.Index].ID
+func newRanks(e *tally.Election) ranks {
+	order := func(n int, id func(int) string) []uint64 {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int { return strings.Compare(id(a), id(b)) })
+		r := make([]uint64, n)
+		for pos, i := range idx {
+			r[i] = uint64(pos)
+		}
+		return r
 	}
-	return f.e.Areas[r.Index].ID
+	r := ranks{
+		contest: order(len(e.Contests), func(i int) string { return e.Contests[i].ID }),
+		station: order(len(e.Stations), func(i int) string { return e.Stations[i].ID }),
+		area:    order(len(e.Areas), func(i int) string { return e.Areas[i].ID }),
+		unit:    make([][]uint64, len(e.Contests)),
+	}
+	for c := range e.Contests {
+		units := e.Contests[c].Units
+		r.unit[c] = order(len(units), func(i int) string { return units[i].ID })
+	}
+	return r
+}
+
+// record is the sort position of a station record's key.
+func (r *ranks) record(s stationRef) uint64 {
+	return r.contest[s.contest]<<32 | r.station[s.station]
+}
+
+// ref is the sort position of an aggregate's key: areas ('a') before units
+// ('u'), then by contest and id.
+func (r *ranks) ref(x Ref) uint64 {
+	if x.Unit {
+		return 1<<63 | r.contest[x.Contest]<<32 | r.unit[x.Contest][x.Index]
+	}
+	return r.contest[x.Contest]<<32 | r.area[x.Index]
 }
