@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/server"
@@ -21,7 +22,18 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 aggregates them into results, and the results API. Without --nats it starts
 an embedded NATS server with JetStream that keeps the stream under DIR.
 Restarting with the same DIR resumes where it stopped. SIGINT or SIGTERM
-shut it down cleanly.`, stdout, stderr)
+shut it down cleanly.
+
+Securing an election (CONTRACT §7): when stations in the election file have
+a seal, their minutes are accepted only with a signature that verifies, and
+the embedded NATS server admits only nkey users: each sealed station (its
+seal is its NATS identity) may publish only its own minutes, tally's
+gateway and aggregator get keys made at start; anonymous clients are
+refused. With --nats, give tally its keys with --nats-seed-dir (see 'tally
+nats-config'). --token-file makes an operator token (Authorization: Bearer)
+necessary to submit minutes that are not all sealed. --tls-cert and
+--tls-key serve HTTPS. Request bodies, minutes per request, timeouts and
+the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file (JSON, CONTRACT §2); required")
 	dataDir := fs.String("data", "", "data directory for the projections and the embedded NATS store; required")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP API address")
@@ -29,15 +41,43 @@ shut it down cleanly.`, stdout, stderr)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
 	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster")
 	batch := fs.Int("batch", 2000, "most minutes folded per Pebble commit")
+	seedDir := fs.String("nats-seed-dir", "", "with --nats: `DIR` holding tally's NATS keys, gateway.seed and aggregator.seed, as 'tally nats-config' makes them")
+	tokenFile := fs.String("token-file", "", "`FILE` holding the operator token; when set, submissions whose minutes are not all sealed need 'Authorization: Bearer TOKEN'")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate `FILE` (PEM) to serve HTTPS; needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "TLS private key `FILE` (PEM); needs --tls-cert")
+	maxBody := byteSize(8 << 20)
+	fs.Var(&maxBody, "max-body", "largest submission body, a `SIZE` such as 8MiB (413 above it)")
+	maxMinutes := fs.Int("max-minutes", 10_000, "most minutes in one submission (413 above it)")
+	readTimeout := fs.Duration("read-timeout", 60*time.Second, "time a client has to send its whole request")
+	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "time to write an answer (event streams are exempt)")
+	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	maxPending := fs.Uint64("max-pending", 100_000, "minutes the fold may lag behind the stream before submissions are refused with 429")
+	maxInFlight := fs.Int("max-inflight", 512, "submissions handled at once; beyond it the answer is 429")
+	maxInFlightBytes := byteSize(128 << 20)
+	fs.Var(&maxInFlightBytes, "max-inflight-bytes", "`SIZE` of the submissions handled at once; beyond it the answer is 429")
+	minFree := byteSize(64 << 20)
+	fs.Var(&minFree, "min-free", "free space (`SIZE`) the data directory must keep to accept submissions (503 below it); 0: not checked")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
-	if *electionFile == "" || *dataDir == "" {
+	switch {
+	case *electionFile == "" || *dataDir == "":
 		return usageError(fs, "--election and --data are required")
-	}
-	if fs.NArg() > 0 {
+	case fs.NArg() > 0:
 		return usageError(fs, "unexpected arguments %q", fs.Args())
+	case (*tlsCert == "") != (*tlsKey == ""):
+		return usageError(fs, "give both --tls-cert and --tls-key, or neither")
+	case *seedDir != "" && *natsURL == "":
+		return usageError(fs, "--nats-seed-dir is for an external server (--nats URL); the embedded server makes its own keys")
+	case maxBody < 1024:
+		return usageError(fs, "--max-body %d: want at least 1KiB", int64(maxBody))
+	case *maxMinutes < 1:
+		return usageError(fs, "--max-minutes %d: want at least 1", *maxMinutes)
+	case *readTimeout <= 0 || *writeTimeout <= 0 || *idleTimeout <= 0:
+		return usageError(fs, "--read-timeout, --write-timeout and --idle-timeout must be positive")
+	case *maxPending < 1 || *maxInFlight < 1 || maxInFlightBytes < 1:
+		return usageError(fs, "--max-pending, --max-inflight and --max-inflight-bytes must be at least 1")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -55,19 +95,49 @@ shut it down cleanly.`, stdout, stderr)
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv, err := server.New(ctx, server.Config{
+	cfg := server.Config{
 		Election: e, DataDir: *dataDir, HTTPAddr: *httpAddr,
 		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas,
 		BatchSize: *batch, Logger: logger,
-	})
+		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
+		MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
+		ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout,
+		WriteTimeout: *writeTimeout, IdleTimeout: *idleTimeout,
+		MaxPending: *maxPending, MaxInFlight: *maxInFlight, MaxInFlightBytes: int64(maxInFlightBytes),
+		MinFreeBytes: int64(minFree),
+	}
+	if minFree == 0 {
+		cfg.MinFreeBytes = -1 // not checked
+	}
+	if *tokenFile != "" {
+		if cfg.Token, err = readTokenFile(*tokenFile, stderr); err != nil {
+			fmt.Fprintf(stderr, "tally serve: %v\n", err)
+			return exitFailed
+		}
+	}
+	if *seedDir != "" {
+		roles, err := loadRoles(*seedDir, false)
+		if err != nil {
+			fmt.Fprintf(stderr, "tally serve: --nats-seed-dir: %v (make them with 'tally nats-config --seed-dir %s')\n", err, *seedDir)
+			return exitFailed
+		}
+		cfg.GatewayNATS, cfg.AggregatorNATS = &roles.gateway, &roles.aggregator
+	} else if *natsURL != "" && e.Sealed() {
+		logger.Warn("the election is sealed but tally connects to the external NATS server anonymously; give it its keys with --nats-seed-dir (see 'tally nats-config')")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed
 	}
-	logger.Info("listening", "http", "http://"+srv.Addr(), "nats", srv.NATSURL(),
-		"election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
+	natsAuth := "none"
+	if srv.NATSAuth() {
+		natsAuth = "nkey"
+	}
+	logger.Info("listening", "http", srv.URL(), "nats", srv.NATSURL(), "nats_auth", natsAuth,
+		"token", cfg.Token != "", "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
 	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed

@@ -37,7 +37,11 @@ Exits 1 if any answer was not the one expected.
 
 Play a night once per server data directory: a night with another seed
 sends other counts under the same versions, which the fold rejects as
-conflicts.`, stdout, stderr)
+conflicts.
+
+Against a server run with --token-file, give the same file with
+--token-file; for an https:// server with a self-signed certificate,
+--ca-file names the certificate to trust.`, stdout, stderr)
 	serverURL := fs.String("server", "http://127.0.0.1:8080", "tally server URL")
 	electionFile := fs.String("election", "", "the election file the server runs (JSON, CONTRACT §2); required")
 	speed := fs.Float64("speed", 600, "simulated time per real time: 600 plays the night (7 hours and more) in about a minute; 0 sends as fast as possible")
@@ -45,6 +49,8 @@ conflicts.`, stdout, stderr)
 	stations := fs.Int("stations", 0, "only the first N stations of the election report (0: all)")
 	concurrency := fs.Int("concurrency", 16, "concurrent senders")
 	retryFor := fs.Duration("retry-for", 30*time.Second, "keep retrying a submission the server could not store for this long")
+	tokenFile := fs.String("token-file", "", "`FILE` holding the server's operator token")
+	caFile := fs.String("ca-file", "", "PEM certificate `FILE` to trust for an https:// server (besides the system's)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -68,12 +74,24 @@ conflicts.`, stdout, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport, err := clientTransport(*caFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "tally simulate: %v\n", err)
+		return exitFailed
+	}
+	var token string
+	if *tokenFile != "" {
+		if token, err = readTokenFile(*tokenFile, stderr); err != nil {
+			fmt.Fprintf(stderr, "tally simulate: %v\n", err)
+			return exitFailed
+		}
+	}
 	transport.MaxIdleConnsPerHost = *concurrency
 	sim := &simulator{
 		base:     strings.TrimRight(*serverURL, "/"),
 		client:   &http.Client{Transport: transport, Timeout: 60 * time.Second},
 		retryFor: *retryFor,
+		token:    token,
 		speed:    *speed,
 		workers:  *concurrency,
 		e:        e,
@@ -103,6 +121,7 @@ type simulator struct {
 	base     string
 	client   *http.Client
 	retryFor time.Duration
+	token    string // operator token, "" for none
 	speed    float64
 	workers  int
 	e        *tally.Election
@@ -321,6 +340,9 @@ func (s *simulator) once(ctx context.Context, method, url string, body []byte) (
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

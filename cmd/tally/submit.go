@@ -31,17 +31,37 @@ With --seal, every minutes object is signed with the station seed in
 SEEDFILE (CONTRACT §7; a signature it already has is replaced) and sent as
 NDJSON; with --seal-dir, each is signed with the seed of the station it
 names, DIR/seeds/<station>.seed as 'tally keys seal --out DIR' writes them.
-A file with minutes that cannot be read as such is then not sent.`, stdout, stderr)
+A file with minutes that cannot be read as such is then not sent.
+
+A server run with --token-file accepts minutes that are not all sealed only
+with its operator token: give the same file with --token-file (sent as
+'Authorization: Bearer TOKEN'). For an https:// server with a self-signed
+certificate, --ca-file names the certificate to trust.`, stdout, stderr)
 	serverURL := fs.String("server", "http://127.0.0.1:8080", "tally server URL")
 	retryFor := fs.Duration("retry-for", 30*time.Second, "keep retrying a request the server could not store for this long (0: no retry)")
 	sealFile := fs.String("seal", "", "sign every minutes with the station seed in this file (SU...)")
 	sealDir := fs.String("seal-dir", "", "sign each minutes with DIR/seeds/<station>.seed")
+	tokenFile := fs.String("token-file", "", "`FILE` holding the server's operator token")
+	caFile := fs.String("ca-file", "", "PEM certificate `FILE` to trust for an https:// server (besides the system's)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if *sealFile != "" && *sealDir != "" {
 		return usageError(fs, "give --seal or --seal-dir, not both")
 	}
+	transport, err := clientTransport(*caFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "tally submit: %v\n", err)
+		return exitFailed
+	}
+	var token string
+	if *tokenFile != "" {
+		if token, err = readTokenFile(*tokenFile, stderr); err != nil {
+			fmt.Fprintf(stderr, "tally submit: %v\n", err)
+			return exitFailed
+		}
+	}
+	client := &http.Client{Transport: transport, Timeout: 60 * time.Second}
 	var seedFor func(station string) ([]byte, error)
 	switch {
 	case *sealFile != "":
@@ -83,7 +103,7 @@ A file with minutes that cannot be read as such is then not sent.`, stdout, stde
 				continue
 			}
 		}
-		if c := submitOne(*serverURL, f, body, *retryFor, stdout, stderr); c != exitOK {
+		if c := submitOne(client, *serverURL, token, f, body, *retryFor, stdout, stderr); c != exitOK {
 			code = c
 			if keys := slices.Compact(slices.Sorted(slices.Values(signers))); len(keys) == 1 {
 				fmt.Fprintf(stderr, "%s: signed with the key whose seal is %s\n", f, keys[0])
@@ -108,12 +128,11 @@ func printSignError(name string, err error, stderr io.Writer) {
 	fmt.Fprintf(stderr, "tally submit: %s: not signed, nothing sent: %v\n", name, err)
 }
 
-func submitOne(serverURL, name string, body []byte, retryFor time.Duration, stdout, stderr io.Writer) int {
+func submitOne(client *http.Client, serverURL, token, name string, body []byte, retryFor time.Duration, stdout, stderr io.Writer) int {
 	url := strings.TrimRight(serverURL, "/") + "/api/v1/minutes"
 	deadline := time.Now().Add(retryFor)
-	client := &http.Client{Timeout: 60 * time.Second}
 	for attempt := 1; ; attempt++ {
-		code, respBody, retryAfter, err := post(client, url, body)
+		code, respBody, retryAfter, err := post(client, url, token, body)
 		retry := err != nil || code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests
 		if !retry {
 			return report(name, code, respBody, stdout, stderr)
@@ -145,7 +164,7 @@ func describe(code int, err error) string {
 	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
 
-func post(client *http.Client, url string, body []byte) (int, []byte, time.Duration, error) {
+func post(client *http.Client, url, token string, body []byte) (int, []byte, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -153,6 +172,9 @@ func post(client *http.Client, url string, body []byte) (int, []byte, time.Durat
 		return 0, nil, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, 0, err
@@ -193,6 +215,10 @@ func report(name string, code int, body []byte, stdout, stderr io.Writer) int {
 		for _, v := range bad.Errors {
 			fmt.Fprintf(stderr, "  minutes[%d] %s: %s (rule %s)\n", v.Index, v.Field, v.Message, v.Rule)
 		}
+		return exitFailed
+	case http.StatusUnauthorized:
+		fmt.Fprintf(stderr, "tally submit: %s: refused (401): %s\n", name, errorText(body))
+		fmt.Fprintf(stderr, "tally submit: give the server's operator token with --token-file, or seal the minutes (--seal, --seal-dir)\n")
 		return exitFailed
 	default:
 		fmt.Fprintf(stderr, "tally submit: %s: server answered %d: %s\n", name, code, errorText(body))
