@@ -31,6 +31,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/server"
 )
 
@@ -350,5 +351,44 @@ func TestSimulateWithToken(t *testing.T) {
 	}
 	if st := simCaughtUp(t, url); st.Applied == 0 {
 		t.Errorf("with the token nothing was applied: %+v", st)
+	}
+}
+
+// TestServeExternalNATSSeedDir: `tally nats-config` makes tally's keys and
+// the permissions; an external server run with them refuses a tally that
+// does not present its keys, and `tally serve --nats-seed-dir` works.
+func TestServeExternalNATSSeedDir(t *testing.T) {
+	t.Parallel()
+	e, sealedDir := sealedTestElection(t)
+	electionFile := filepath.Join(sealedDir, "election.json")
+	seedDir := filepath.Join(t.TempDir(), "tally-keys")
+	if r := runInProcess("nats-config", "--election", electionFile, "--seed-dir", seedDir); r.code != 0 {
+		t.Fatalf("nats-config: %d %s", r.code, r.stderr)
+	}
+	roles, err := loadRoles(seedDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:0",
+		Users: broker.Users(e, broker.Roles{Gateway: roles.gateway.Public, Aggregator: roles.aggregator.Public})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ext.Shutdown)
+
+	r := runTally(t, 30*time.Second, nil, "serve", "--election", electionFile, "--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats", ext.ClientURL())
+	t.Logf("tally serve without its keys: exit %d, %s", r.code, strings.TrimSpace(r.stderr))
+	if r.code != 1 || !strings.Contains(r.stderr, "Authorization Violation") {
+		t.Errorf("without --nats-seed-dir: exit %d, stderr %q; want 1 and an authorization violation", r.code, r.stderr)
+	}
+	srv := startServe(t, electionFile, t.TempDir(), "--nats", ext.ClientURL(), "--nats-seed-dir", seedDir)
+	if !strings.Contains(srv.stderr.String(), "nats_auth=nkey") {
+		t.Errorf("start log lacks nats_auth=nkey:\n%s", srv.stderr.String())
+	}
+	if r := runInProcess("submit", "--server", srv.url, "--seal-dir", sealedDir, filepath.Join("testdata", "minutes_valid.json")); r.code != 0 {
+		t.Fatalf("sealed submit: exit %d %s", r.code, r.stderr)
+	}
+	if st := waitCaughtUp(t, &http.Client{Timeout: 5 * time.Second}, srv.url); st.Applied != 3 || st.Rejected != 0 {
+		t.Errorf("status %+v: want 3 applied", st)
 	}
 }
