@@ -31,7 +31,11 @@ const consumerCheckEvery = 2 * time.Second
 type AggregatorConfig struct {
 	// Durable is the durable consumer name. Default "tally-fold".
 	Durable string
-	// BatchSize is the most messages folded in one Pebble commit. Default 2000.
+	// BatchSize is the most messages folded in one Pebble commit. Default
+	// 10,000. It is a bound: a batch holds what the consumer has delivered,
+	// so it is that large only when the fold is behind (catching up,
+	// rebuilding), where larger batches rewrite the busy district and
+	// province aggregates less often.
 	BatchSize int
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -46,7 +50,7 @@ func (c *AggregatorConfig) ensureDefaults() {
 		c.Durable = "tally-fold"
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 2000
+		c.BatchSize = 10_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -63,6 +63,12 @@ func runNationalBench(b *testing.B, commit bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	batch := benchChunk // TALLY_BENCH_BATCH=N commits every N events instead
+	if s := os.Getenv("TALLY_BENCH_BATCH"); s != "" {
+		if batch, err = strconv.Atoi(s); err != nil || batch <= 0 {
+			b.Fatalf("TALLY_BENCH_BATCH=%q: want a positive number", s)
+		}
+	}
 	var outcomes [projections.Rejected + 1]int
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -75,8 +81,8 @@ func runNationalBench(b *testing.B, commit bool) {
 		fold := store.Fold()
 		outcomes = [projections.Rejected + 1]int{}
 		b.StartTimer()
-		for from := 0; from < len(n.msgs); from += benchChunk {
-			for j := from; j < min(from+benchChunk, len(n.msgs)); j++ {
+		for from := 0; from < len(n.msgs); from += batch {
+			for j := from; j < min(from+batch, len(n.msgs)); j++ {
 				o, err := fold.Apply(&n.msgs[j])
 				if err != nil {
 					b.Fatal(err)
@@ -107,5 +113,6 @@ func runNationalBench(b *testing.B, commit bool) {
 // with the timer stopped: the fold core.
 func BenchmarkNationalApply(b *testing.B) { runNationalBench(b, false) }
 
-// BenchmarkNationalCommit adds the fsynced Pebble commit every 2,000 events.
+// BenchmarkNationalCommit adds the fsynced Pebble commit every 2,000 events
+// (TALLY_BENCH_BATCH).
 func BenchmarkNationalCommit(b *testing.B) { runNationalBench(b, true) }

@@ -41,7 +41,7 @@ type Config struct {
 	PublishWindow int
 
 	// BatchSize is the fold's batch (AggregatorConfig.BatchSize), the
-	// ceiling's ack interval and the peer's transaction size. Default 2000.
+	// ceiling's ack interval and the peer's transaction size. Default 10,000.
 	BatchSize int
 	// Runs is how many times ceiling and fold each drain the stream,
 	// alternating. Default 2; at least 2.
@@ -101,7 +101,7 @@ func (c *Config) ensureDefaults() {
 		c.PublishWindow = 1000
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 2000
+		c.BatchSize = 10_000
 	}
 	if c.Runs == 0 {
 		c.Runs = 2

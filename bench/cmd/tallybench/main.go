@@ -42,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.NATSURL, "nats", "", "external NATS server URL (default: an embedded server in a temporary directory)")
 	fs.BoolVar(&cfg.MsgID, "msgid", true, "set Nats-Msg-Id on every event as the gateway does (the night's duplicates are then stored once)")
 	fs.IntVar(&cfg.PublishWindow, "window", 1000, "asynchronous publishes in flight while pre-loading (at most 1000)")
-	fs.IntVar(&cfg.BatchSize, "batch", 2000, "fold batch size, ceiling ack interval, peer transaction size")
+	fs.IntVar(&cfg.BatchSize, "batch", 10000, "fold batch size, ceiling ack interval, peer transaction size")
 	fs.IntVar(&cfg.Runs, "runs", 2, "runs of the ceiling and of the fold, alternating (at least 2)")
 	peer := fs.String("peer", "none", "peer to compare with: none or postgres (installs the Debian package if needed)")
 	fs.StringVar(&cfg.PostgresSharedBuffers, "pg-shared-buffers", "1GB", "shared_buffers of the PostgreSQL peer")
