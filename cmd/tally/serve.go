@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -57,6 +58,8 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	fs.Var(&maxInFlightBytes, "max-inflight-bytes", "`SIZE` of the submissions handled at once; beyond it the answer is 429")
 	minFree := byteSize(64 << 20)
 	fs.Var(&minFree, "min-free", "free space (`SIZE`) the data directory must keep to accept submissions (503 below it); 0: not checked")
+	memLimit := byteSize(768 << 20)
+	fs.Var(&memLimit, "memory-limit", "soft limit (`SIZE`) of the Go heap: the garbage collector works harder near it instead of letting the heap double; 0: none. GOMEMLIMIT, when set, wins")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
@@ -84,6 +87,9 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		return usageError(fs, "bad --log-level %q", *logLevel)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit > 0 {
+		debug.SetMemoryLimit(int64(memLimit))
+	}
 
 	e, err := loadElection(*electionFile)
 	if err == nil {
