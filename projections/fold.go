@@ -94,6 +94,8 @@ type Fold struct {
 	broken atomic.Bool
 
 	slab slab
+	// batchHint is the initial size of the next Pebble batch.
+	batchHint int
 	// rank orders ids as their keys sort, so batches are staged in key
 	// order by comparing integers.
 	rank ranks
@@ -108,7 +110,7 @@ type Fold struct {
 }
 
 func newFold(e *tally.Election, db *pebble.DB) *Fold {
-	f := &Fold{e: e, db: db, state: make([]contestState, len(e.Contests)), rank: newRanks(e)}
+	f := &Fold{e: e, db: db, state: make([]contestState, len(e.Contests)), rank: newRanks(e), batchHint: 1 << 10}
 	for c := range e.Contests {
 		cs := &f.state[c]
 		contest := &e.Contests[c]
@@ -157,7 +159,9 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 		return Skipped, nil
 	}
 	if f.batch == nil {
-		f.batch = f.db.NewBatch()
+		// Sized like the last one: a batch of thousands of minutes would
+		// otherwise grow from 1 KiB by doubling, copying itself each time.
+		f.batch = f.db.NewBatch(pebble.WithInitialSizeBytes(f.batchHint))
 	}
 	f.meta.Checkpoint = msg.Seq
 
@@ -412,6 +416,7 @@ func (f *Fold) Seal() (*Sealed, error) {
 		f.broken.Store(true)
 		return nil, fmt.Errorf("stage checkpoint: %w", err)
 	}
+	f.batchHint = min(max(f.batch.Len(), 1<<10), 64<<20)
 	s := &Sealed{batch: f.batch, Meta: f.meta, Changed: slices.Clone(f.dirty)}
 	f.batch = nil
 	f.dirty = f.dirty[:0]

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -29,6 +31,80 @@ type AreaResult struct {
 	Invalid           int64            `json:"invalid"`
 	Votes             map[string]int64 `json:"votes"`
 	AppliedSeq        uint64           `json:"applied_seq"`
+
+	// order and sorted are Votes in key order, as the store read them, so
+	// that MarshalJSON need not sort a province's tens of thousands of
+	// candidates at every change.
+	order  *voteOrder
+	sorted []int64
+}
+
+// MarshalJSON encodes r as encoding/json would, with "votes" last and, when
+// r came from a Store, without sorting the votes again.
+func (r AreaResult) MarshalJSON() ([]byte, error) {
+	type plain AreaResult
+	if r.order == nil || len(r.sorted) != len(r.order.ids) || len(r.Votes) != len(r.sorted) {
+		p := struct {
+			plain
+			Votes map[string]int64 `json:"votes"`
+		}{plain(r), r.Votes}
+		return json.Marshal(p)
+	}
+	p := struct {
+		plain
+		Votes json.RawMessage `json:"votes"`
+	}{plain(r), r.order.appendJSON(nil, r.sorted)}
+	return json.Marshal(p)
+}
+
+// voteOrder is an area's candidate ids in byte order and, for each, its
+// position in the area's aggregate.
+type voteOrder struct {
+	ids []string
+	pos []int32
+}
+
+// appendJSON appends the JSON object {id: votes} of sorted, in key order.
+// Ids need no escaping (tally.ValidID: letters, digits, '-', '_').
+func (o *voteOrder) appendJSON(dst []byte, sorted []int64) []byte {
+	dst = append(dst, '{')
+	for i, id := range o.ids {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, id...)
+		dst = append(dst, '"', ':')
+		dst = strconv.AppendInt(dst, sorted[i], 10)
+	}
+	return append(dst, '}')
+}
+
+// areaOrder returns the vote order of area a of contest c, made once.
+func (s *Store) areaOrder(c, a int) *voteOrder {
+	key := c*len(s.e.Areas) + a
+	if o, ok := s.orders.Load(key); ok {
+		return o.(*voteOrder)
+	}
+	o := &voteOrder{}
+	for _, u := range s.e.AreaUnits(c, a) {
+		for _, cand := range s.e.Contests[c].Units[u].Candidates {
+			o.ids = append(o.ids, cand.ID)
+			o.pos = append(o.pos, int32(len(o.pos)))
+		}
+	}
+	sort.Sort(byID{o})
+	got, _ := s.orders.LoadOrStore(key, o)
+	return got.(*voteOrder)
+}
+
+type byID struct{ *voteOrder }
+
+func (b byID) Len() int           { return len(b.ids) }
+func (b byID) Less(i, j int) bool { return b.ids[i] < b.ids[j] }
+func (b byID) Swap(i, j int) {
+	b.ids[i], b.ids[j] = b.ids[j], b.ids[i]
+	b.pos[i], b.pos[j] = b.pos[j], b.pos[i]
 }
 
 // UnitResult is the result of an electoral unit (CONTRACT §4).
@@ -119,6 +195,11 @@ func (s *Store) AreaResult(contest, area string) (*AreaResult, error) {
 			res.Votes[cand.ID] = agg.votes[i]
 			i++
 		}
+	}
+	res.order = s.areaOrder(c, ai)
+	res.sorted = make([]int64, len(res.order.pos))
+	for k, p := range res.order.pos {
+		res.sorted[k] = agg.votes[p]
 	}
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -25,6 +26,9 @@ type Store struct {
 	db    *pebble.DB
 	fold  *Fold
 	watch corruptionWatch
+	// orders caches each area's vote order for AreaResult (key: contest ×
+	// len(Areas) + area).
+	orders sync.Map
 }
 
 // Open opens (creating if needed) the store in dir for election e, checks

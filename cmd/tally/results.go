@@ -24,6 +24,7 @@ in an electoral unit: a table by default, the JSON of CONTRACT §4 with --json.`
 	area := fs.String("area", "", "area id")
 	unit := fs.String("unit", "", "electoral unit id")
 	asJSON := fs.Bool("json", false, "print the JSON result")
+	caFile := fs.String("ca-file", "", "PEM certificate `FILE` to trust for an https:// server (besides the system's)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -38,7 +39,12 @@ in an electoral unit: a table by default, the JSON of CONTRACT §4 with --json.`
 		kind, id = "units", *unit
 	}
 	u := strings.TrimRight(*serverURL, "/") + "/api/v1/contests/" + url.PathEscape(*contest) + "/" + kind + "/" + url.PathEscape(id)
-	client := &http.Client{Timeout: 30 * time.Second}
+	transport, err := clientTransport(*caFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "tally results: %v\n", err)
+		return exitFailed
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
 	resp, err := client.Get(u)
 	if err != nil {
 		fmt.Fprintf(stderr, "tally results: %v\n", err)

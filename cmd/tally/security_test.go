@@ -250,6 +250,10 @@ func TestServeHardened(t *testing.T) {
 		t.Fatalf("sealed minutes without a token: exit %d %s", r.code, r.stderr)
 	}
 	waitCaughtUp(t, srv.client, srv.url)
+	// tally results reads over HTTPS with the same CA file.
+	if r := runInProcess("results", "--server", srv.url, "--ca-file", certFile, "--contest", "QH", "--area", "LB-BD", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"stations_reporting": 1`) {
+		t.Errorf("results over HTTPS: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
