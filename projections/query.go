@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -39,22 +41,63 @@ type AreaResult struct {
 	sorted []int64
 }
 
-// MarshalJSON encodes r as encoding/json would, with "votes" last and, when
-// r came from a Store, without sorting the votes again.
-func (r AreaResult) MarshalJSON() ([]byte, error) {
-	type plain AreaResult
-	if r.order == nil || len(r.sorted) != len(r.order.ids) || len(r.Votes) != len(r.sorted) {
-		p := struct {
-			plain
-			Votes map[string]int64 `json:"votes"`
-		}{plain(r), r.Votes}
-		return json.Marshal(p)
+// MarshalJSON encodes r as encoding/json would encode its fields.
+func (r AreaResult) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil), nil }
+
+// AppendJSON appends r's JSON to dst, byte for byte what encoding/json
+// makes of its fields, without the reflection, the sorting of the votes (a
+// province holds tens of thousands of candidates) nor the compaction of
+// json.Marshal: the live stream renders every changed area at every commit.
+func (r *AreaResult) AppendJSON(dst []byte) []byte {
+	str := func(dst []byte, s string) []byte {
+		b, _ := json.Marshal(s) // a string always encodes
+		return append(dst, b...)
 	}
-	p := struct {
-		plain
-		Votes json.RawMessage `json:"votes"`
-	}{plain(r), r.order.appendJSON(nil, r.sorted)}
-	return json.Marshal(p)
+	num := func(dst []byte, name string, v int64) []byte {
+		dst = append(dst, ',', '"')
+		dst = append(dst, name...)
+		dst = append(dst, '"', ':')
+		return strconv.AppendInt(dst, v, 10)
+	}
+	dst = append(dst, `{"contest":`...)
+	dst = str(dst, r.Contest)
+	dst = append(dst, `,"area":`...)
+	dst = str(dst, r.Area)
+	dst = append(dst, `,"level":`...)
+	dst = str(dst, string(r.Level))
+	dst = append(dst, `,"name":`...)
+	dst = str(dst, r.Name)
+	dst = num(dst, "stations_expected", int64(r.StationsExpected))
+	dst = num(dst, "stations_reporting", r.StationsReporting)
+	dst = num(dst, "stations_final", r.StationsFinal)
+	dst = num(dst, "registered", r.Registered)
+	dst = num(dst, "voted", r.Voted)
+	dst = num(dst, "issued", r.Issued)
+	dst = num(dst, "received", r.Received)
+	dst = num(dst, "valid", r.Valid)
+	dst = num(dst, "invalid", r.Invalid)
+	dst = append(dst, `,"votes":`...)
+	switch {
+	case r.Votes == nil:
+		dst = append(dst, "null"...)
+	case r.order != nil && len(r.sorted) == len(r.order.ids) && len(r.Votes) == len(r.sorted):
+		dst = r.order.appendJSON(dst, r.sorted)
+	default: // not read from a Store: sort here
+		ids := slices.Sorted(maps.Keys(r.Votes))
+		dst = append(dst, '{')
+		for i, id := range ids {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = str(dst, id)
+			dst = append(dst, ':')
+			dst = strconv.AppendInt(dst, r.Votes[id], 10)
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `,"applied_seq":`...)
+	dst = strconv.AppendUint(dst, r.AppliedSeq, 10)
+	return append(dst, '}')
 }
 
 // voteOrder is an area's candidate ids in byte order and, for each, its

@@ -11,9 +11,10 @@ import (
 	"github.com/tallyvn/tally/projections"
 )
 
-// TestAreaResultJSON: the fast encoding of an area result (votes in a
-// precomputed order) decodes to exactly what encoding/json makes of the same
-// fields, for every area of a folded election.
+// TestAreaResultJSON: the hand-written encoding of an area result (votes in
+// a precomputed order) is byte for byte what encoding/json makes of the
+// same fields, for every area of a folded election, Vietnamese names
+// included.
 func TestAreaResultJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	fx := genElection(t, rng, 4, 6)
@@ -49,15 +50,14 @@ func TestAreaResultJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var f, s map[string]any
-			if err := json.Unmarshal(fast, &f); err != nil {
-				t.Fatalf("%s: %v", fast, err)
-			}
-			json.Unmarshal(slow, &s)
-			fb, _ := json.Marshal(f)
-			sb, _ := json.Marshal(s)
-			if string(fb) != string(sb) {
+			if string(fast) != string(slow) {
 				t.Fatalf("area %s contest %s:\nfast %s\nslow %s", a.ID, c.ID, fast, slow)
+			}
+			// Not read from a store: the same bytes, sorted on the spot.
+			var other projections.AreaResult
+			json.Unmarshal(slow, &other)
+			if got := other.AppendJSON(nil); string(got) != string(slow) {
+				t.Fatalf("decoded and encoded again:\n got %s\nwant %s", got, slow)
 			}
 			for _, v := range res.Votes {
 				if v != 0 {

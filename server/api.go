@@ -328,7 +328,13 @@ func (s *Server) writeResult(w http.ResponseWriter, res any, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if a, ok := v.(interface{ AppendJSON([]byte) []byte }); ok {
+		b = a.AppendJSON(nil) // a large area result: no reflection, no compaction
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		code = http.StatusInternalServerError
 		b = []byte(`{"error":"encode response"}`)

@@ -135,8 +135,7 @@ func (h *hub) render(r projections.Ref) ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	b, err := json.Marshal(res)
-	return b, res.AppliedSeq, err
+	return res.AppendJSON(nil), res.AppliedSeq, nil
 }
 
 // latest returns the latest JSON of r, rendering it if the hub has not.
