@@ -11,7 +11,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"time"
 )
 
 const mib = 1 << 20
@@ -123,5 +122,3 @@ func (p *profiler) stop() string {
 	p.file = nil
 	return name
 }
-
-func seconds(d time.Duration) float64 { return d.Seconds() }
