@@ -78,10 +78,10 @@ func (r *AreaResult) AppendJSON(dst []byte) []byte {
 	dst = num(dst, "invalid", r.Invalid)
 	dst = append(dst, `,"votes":`...)
 	switch {
+	case r.order != nil && len(r.sorted) == len(r.order.ids) && (r.Votes == nil || len(r.Votes) == len(r.sorted)):
+		dst = r.order.appendJSON(dst, r.sorted) // from a Store
 	case r.Votes == nil:
 		dst = append(dst, "null"...)
-	case r.order != nil && len(r.sorted) == len(r.order.ids) && len(r.Votes) == len(r.sorted):
-		dst = r.order.appendJSON(dst, r.sorted)
 	default: // not read from a Store: sort here
 		ids := slices.Sorted(maps.Keys(r.Votes))
 		dst = append(dst, '{')
@@ -212,6 +212,22 @@ func (s *Store) readAggregate(key []byte, nvotes int) (aggregate, uint64, error)
 // AreaResult returns the result of contest in area.
 // It returns tally.ErrUnknownContest or tally.ErrUnknownArea for unknown ids.
 func (s *Store) AreaResult(contest, area string) (*AreaResult, error) {
+	return s.areaResult(contest, area, true)
+}
+
+// AppendAreaJSON appends the JSON of AreaResult(contest, area) to dst and
+// returns its applied_seq. It builds no Votes map: the SSE hub renders
+// every changed area at every commit, provinces of tens of thousands of
+// candidates included.
+func (s *Store) AppendAreaJSON(dst []byte, contest, area string) ([]byte, uint64, error) {
+	res, err := s.areaResult(contest, area, false)
+	if err != nil {
+		return dst, 0, err
+	}
+	return res.AppendJSON(dst), res.AppliedSeq, nil
+}
+
+func (s *Store) areaResult(contest, area string, withMap bool) (*AreaResult, error) {
 	c, ok := s.e.ContestIndex(contest)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
@@ -230,13 +246,16 @@ func (s *Store) AreaResult(contest, area string) (*AreaResult, error) {
 		StationsExpected: s.e.Expected(c, ai), StationsReporting: agg.reporting, StationsFinal: agg.final,
 		Registered: agg.counts.Registered, Voted: agg.counts.Voted, Issued: agg.counts.Issued,
 		Received: agg.counts.Received, Valid: agg.counts.Valid, Invalid: agg.counts.Invalid,
-		Votes: make(map[string]int64, len(agg.votes)), AppliedSeq: seq,
+		AppliedSeq: seq,
 	}
-	i := 0
-	for _, u := range s.e.AreaUnits(c, ai) {
-		for _, cand := range s.e.Contests[c].Units[u].Candidates {
-			res.Votes[cand.ID] = agg.votes[i]
-			i++
+	if withMap {
+		res.Votes = make(map[string]int64, len(agg.votes))
+		i := 0
+		for _, u := range s.e.AreaUnits(c, ai) {
+			for _, cand := range s.e.Contests[c].Units[u].Candidates {
+				res.Votes[cand.ID] = agg.votes[i]
+				i++
+			}
 		}
 	}
 	res.order = s.areaOrder(c, ai)

@@ -53,6 +53,11 @@ func TestAreaResultJSON(t *testing.T) {
 			if string(fast) != string(slow) {
 				t.Fatalf("area %s contest %s:\nfast %s\nslow %s", a.ID, c.ID, fast, slow)
 			}
+			// The SSE hub's path, without the Votes map.
+			hub, seq, err := store.AppendAreaJSON(nil, c.ID, a.ID)
+			if err != nil || seq != res.AppliedSeq || string(hub) != string(slow) {
+				t.Fatalf("AppendAreaJSON %s %s: seq %d err %v\n got %s\nwant %s", c.ID, a.ID, seq, err, hub, slow)
+			}
 			// Not read from a store: the same bytes, sorted on the spot.
 			var other projections.AreaResult
 			json.Unmarshal(slow, &other)

@@ -131,11 +131,7 @@ func (h *hub) render(r projections.Ref) ([]byte, uint64, error) {
 		b, err := json.Marshal(res)
 		return b, res.AppliedSeq, err
 	}
-	res, err := h.store.AreaResult(contest, h.e.Areas[r.Index].ID)
-	if err != nil {
-		return nil, 0, err
-	}
-	return res.AppendJSON(nil), res.AppliedSeq, nil
+	return h.store.AppendAreaJSON(nil, contest, h.e.Areas[r.Index].ID)
 }
 
 // latest returns the latest JSON of r, rendering it if the hub has not.
