@@ -371,8 +371,9 @@ type Sealed struct {
 	Changed []Ref // aggregates this batch changed
 }
 
-// Seal stages the changed aggregates and the checkpoint into the pending
-// batch and detaches it for CommitSealed. It returns nil when nothing is
+// Seal stages the changed station records, the changed aggregates and the
+// checkpoint into the pending batch (each key once, in key order) and
+// detaches it for CommitSealed. It returns nil when nothing is
 // pending.
 //
 // INVARIANT: batches must be committed in the order they were sealed, each
