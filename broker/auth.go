@@ -121,17 +121,6 @@ func Users(e *tally.Election, roles Roles) []*server.NkeyUser {
 	return users
 }
 
-// Sealed reports whether any station of e has a seal (and so NATS access
-// must be authenticated).
-func Sealed(e *tally.Election) bool {
-	for i := range e.Stations {
-		if e.Stations[i].Seal != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // ConfigSnippet renders users as the authorization block of a nats-server
 // configuration file, for running tally against an external server with
 // the same permissions as the embedded one.

@@ -328,7 +328,7 @@ func (s *Server) connect() error {
 	var err error
 	if cfg.NATSURL == "" {
 		opts := broker.EmbeddedOptions{Dir: cfg.DataDir, Listen: cfg.NATSListen, Logger: cfg.Logger}
-		sealed := broker.Sealed(s.e)
+		sealed := s.e.Sealed()
 		if sealed {
 			if gw == nil {
 				g, err := broker.NewIdentity()

@@ -37,7 +37,7 @@ DIR/aggregator.seed, created (mode 0600) if missing; run the server with
 		fmt.Fprintf(stderr, "tally nats-config: %v\n", err)
 		return exitFailed
 	}
-	if !broker.Sealed(e) {
+	if !e.Sealed() {
 		fmt.Fprintf(stderr, "tally nats-config: no station of %s has a seal; run 'tally keys seal' first\n", *electionFile)
 		return exitFailed
 	}
