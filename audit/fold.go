@@ -70,7 +70,7 @@ type Fold struct {
 	counts  Counts
 
 	// The election's shape, worked out here from the file's own fields.
-	areasOf  map[string][]string          // station -> ward, district, province
+	areasOf  map[string][]string          // station -> its areas, bottom level first
 	unitOf   map[string]map[string]string // contest -> station -> unit
 	units    map[string]*tally.Unit       // unit id -> unit
 	contests map[string]*tally.Contest    // contest id -> contest
@@ -92,7 +92,7 @@ func New(e *tally.Election) *Fold {
 	under := map[string][]string{} // area -> stations at any depth
 	for _, st := range e.Stations {
 		var chain []string
-		for a := st.Ward; a != "" && len(chain) < 3; a = parent[a] {
+		for a := st.AreaID(); a != ""; a = parent[a] {
 			chain = append(chain, a)
 		}
 		f.areasOf[st.ID] = chain
@@ -260,11 +260,22 @@ func cloneMinutes(m *tally.Minutes) *tally.Minutes {
 
 // Totals is the sum over some stations' current minutes (CONTRACT §4).
 type Totals struct {
-	Expected  int64            `json:"stations_expected"`
-	Reporting int64            `json:"stations_reporting"`
-	Final     int64            `json:"stations_final"`
-	Counts    tally.Counts     `json:"counts"`
-	Votes     map[string]int64 `json:"votes"` // every candidate of every unit concerned, 0 included
+	Expected  int64        `json:"stations_expected"`
+	Reporting int64        `json:"stations_reporting"`
+	Final     int64        `json:"stations_final"`
+	Counts    tally.Counts `json:"counts"`
+	// Votes holds every candidate of every unit concerned, 0 included; nil
+	// for an area below the contest's council level (CONTRACT §4 v2) or
+	// where no unit has stations.
+	Votes map[string]int64 `json:"votes"`
+	// Units summarises the units lying wholly in an area (areas only).
+	Units UnitsSummary `json:"units"`
+}
+
+// UnitsSummary counts the units of a contest whose listed stations all lie
+// in an area (CONTRACT §4 v2).
+type UnitsSummary struct {
+	Total, Counting, Decided, Tie, AdditionalElection, ReElection, Seats, Winners int64
 }
 
 // UnitTotals is a unit's totals and what the rules of CONTRACT §4 make of
@@ -272,6 +283,7 @@ type Totals struct {
 type UnitTotals struct {
 	Totals
 	Seats   int              `json:"seats"`
+	Round   tally.Round      `json:"round"`
 	Ranking []string         `json:"ranking"` // candidate ids in rank order
 	Winners []string         `json:"winners"`
 	Status  tally.UnitStatus `json:"status"`
@@ -283,22 +295,60 @@ type Results struct {
 	Units map[string]map[string]*UnitTotals // contest -> unit -> totals
 }
 
-// Results sums the current minutes into every area (ward, district,
-// province) and unit result of every contest, from scratch.
+// Results sums the current minutes into the area result (at every level)
+// of every area holding stations of a contest and into every unit result,
+// from scratch.
 func (f *Fold) Results() *Results {
 	res := &Results{Areas: map[string]map[string]*Totals{}, Units: map[string]map[string]*UnitTotals{}}
+	// The depth of each level, from the top, and of each contest's council.
+	depth := map[string]int{}
+	levels := f.e.AreaLevels()
+	for i, l := range levels {
+		depth[string(l)] = i
+	}
+	levelOf := map[string]string{}
+	for _, a := range f.e.Areas {
+		levelOf[a.ID] = string(a.Level)
+	}
 	for _, c := range f.e.Contests {
-		areas := map[string]*Totals{}
-		for _, a := range f.e.Areas {
-			areas[a.ID] = &Totals{Votes: map[string]int64{}}
+		council := -1 // national
+		switch c.Level {
+		case tally.National:
+		case tally.CommuneCouncil:
+			council = len(levels) - 1
+		default:
+			council = depth[string(c.Level)]
 		}
+		areas := map[string]*Totals{}
 		units := map[string]*UnitTotals{}
 		for _, u := range c.Units {
-			ut := &UnitTotals{Totals: Totals{Votes: map[string]int64{}}, Seats: u.Seats}
+			round := u.Round
+			if round == "" {
+				round = tally.FirstRound
+			}
+			ut := &UnitTotals{Totals: Totals{Votes: map[string]int64{}, Expected: int64(u.StationsOutside)}, Seats: u.Seats, Round: round}
 			for _, cand := range u.Candidates {
 				ut.Votes[cand.ID] = 0
 			}
 			units[u.ID] = ut
+		}
+		// home[u] counts, per area, the unit's stations in it; the unit lies
+		// wholly in the areas that hold all of them.
+		home := map[string]map[string]int64{}
+		for _, st := range f.e.Stations {
+			uid, votes := f.unitOf[c.ID][st.ID]
+			if !votes {
+				continue
+			}
+			if home[uid] == nil {
+				home[uid] = map[string]int64{}
+			}
+			for _, a := range f.areasOf[st.ID] {
+				home[uid][a]++
+				if areas[a] == nil {
+					areas[a] = &Totals{Votes: map[string]int64{}}
+				}
+			}
 		}
 		for _, st := range f.e.Stations {
 			uid, votes := f.unitOf[c.ID][st.ID]
@@ -353,10 +403,47 @@ func (f *Fold) Results() *Results {
 			for _, k := range d.Winners {
 				ut.Winners = append(ut.Winners, u.Candidates[k].ID)
 			}
+			listed := ut.Expected - int64(u.StationsOutside)
+			for a, n := range home[u.ID] {
+				if n != listed {
+					continue
+				}
+				s := &areas[a].Units
+				s.Total++
+				s.Seats += int64(u.Seats)
+				s.Winners += int64(len(ut.Winners))
+				switch ut.Status {
+				case tally.Counting:
+					s.Counting++
+				case tally.Decided:
+					s.Decided++
+				case tally.Tie:
+					s.Tie++
+				case tally.AdditionalElection:
+					s.AdditionalElection++
+				case tally.ReElection:
+					s.ReElection++
+				}
+			}
+		}
+		for a, t := range areas {
+			if council >= 0 && council > depth[levelOf[a]] {
+				t.Votes = nil // CONTRACT §4 v2: below the council's level
+			}
 		}
 		res.Areas[c.ID], res.Units[c.ID] = areas, units
 	}
 	return res
+}
+
+// areaIdx returns the index of area id in the election's areas.
+func (f *Fold) areaIdx(id string) int {
+	for i := range f.e.Areas {
+		if f.e.Areas[i].ID == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // StationsOf returns the stations that vote in contest, in file order.

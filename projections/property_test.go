@@ -375,6 +375,48 @@ func compare(t *testing.T, store *projections.Store, ref *reference, wantSeq uin
 				t.Fatalf("AreaResult(%s, %s): %v", contest, a.ID, err)
 			}
 			want := ref.totals(contest, ref.inArea(a.ID))
+			// CONTRACT §4 v2: no votes below the council's level (a
+			// district council seen from the province).
+			rank := map[string]int{"national": -1, "province": 0, "district": 1, "ward": 2}
+			if rank[f.level[contest]] > rank[string(a.Level)] {
+				want.votes = nil
+			}
+			// The units summary: the units whose stations all lie in the
+			// area, by status.
+			wantUnits := projections.UnitsSummary{}
+			for _, u := range f.e.Contests[map[string]int{"QH": 0, "HDND": 1}[contest]].Units {
+				in, expected := ref.inArea(a.ID), int64(0)
+				all := true
+				for k, v := range f.unitOf {
+					if v == u.ID && k[:len(contest)+1] == contest+"/" {
+						expected++
+						all = all && in(k[len(contest)+1:])
+					}
+				}
+				if !all {
+					continue
+				}
+				ut := ref.totals(contest, func(st string) bool { return f.unitOf[contest+"/"+st] == u.ID })
+				_, winners, status := ref.unitDecision(u.ID, expected, ut, f.level[contest])
+				wantUnits.Total++
+				wantUnits.Seats += u.Seats
+				wantUnits.Winners += int64(len(winners))
+				switch status {
+				case "counting":
+					wantUnits.Counting++
+				case "decided":
+					wantUnits.Decided++
+				case "tie":
+					wantUnits.Tie++
+				case "additional_election":
+					wantUnits.AdditionalElection++
+				case "re_election":
+					wantUnits.ReElection++
+				}
+			}
+			if got.Units != wantUnits {
+				t.Fatalf("area %s contest %s units:\n got %+v\nwant %+v", a.ID, contest, got.Units, wantUnits)
+			}
 			gotT := refTotals{reporting: got.StationsReporting, final: got.StationsFinal, votes: got.Votes,
 				counts: tally.Counts{Registered: got.Registered, Voted: got.Voted, Issued: got.Issued, Received: got.Received, Valid: got.Valid, Invalid: got.Invalid}}
 			if !reflect.DeepEqual(gotT, want) {

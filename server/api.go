@@ -100,10 +100,22 @@ func unauthorized(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusUnauthorized, msg)
 }
 
-// handleElection serves the election file as loaded (the dashboard draws its
-// tree from it).
+// ElectionView is the answer of GET /api/v1/election: the election file as
+// loaded, with its levels from the top (declared, or the default three) and
+// the warnings Parse found (CONTRACT §2). The dashboard draws its tree from
+// it, drilling down through Levels.
+type ElectionView struct {
+	*tally.Election
+	Levels   []tally.AreaLevel `json:"levels"`
+	Warnings []string          `json:"warnings"`
+}
+
 func (s *Server) handleElection(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.e)
+	warnings := s.e.Warnings()
+	if warnings == nil {
+		warnings = []string{}
+	}
+	writeJSON(w, http.StatusOK, ElectionView{Election: s.e, Levels: s.e.AreaLevels(), Warnings: warnings})
 }
 
 // SubmitResponse is the 202 answer to a submission.

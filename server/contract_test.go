@@ -406,25 +406,39 @@ var qhFinal = map[string]M{
 // Results as the contract spells them.
 
 type areaResult struct {
-	Contest           string           `json:"contest"`
-	Area              string           `json:"area"`
-	Level             string           `json:"level"`
-	Name              string           `json:"name"`
-	StationsExpected  int64            `json:"stations_expected"`
-	StationsReporting int64            `json:"stations_reporting"`
-	StationsFinal     int64            `json:"stations_final"`
-	Registered        int64            `json:"registered"`
-	Voted             int64            `json:"voted"`
-	Issued            int64            `json:"issued"`
-	Received          int64            `json:"received"`
-	Valid             int64            `json:"valid"`
-	Invalid           int64            `json:"invalid"`
-	Votes             map[string]int64 `json:"votes"`
-	AppliedSeq        uint64           `json:"applied_seq"`
+	Contest           string `json:"contest"`
+	Area              string `json:"area"`
+	Level             string `json:"level"`
+	Name              string `json:"name"`
+	StationsExpected  int64  `json:"stations_expected"`
+	StationsReporting int64  `json:"stations_reporting"`
+	StationsFinal     int64  `json:"stations_final"`
+	Registered        int64  `json:"registered"`
+	Voted             int64  `json:"voted"`
+	Issued            int64  `json:"issued"`
+	Received          int64  `json:"received"`
+	Valid             int64  `json:"valid"`
+	Invalid           int64  `json:"invalid"`
+	// Votes is nil when the key is absent: below the contest's council
+	// level (CONTRACT §4 v2).
+	Votes      map[string]int64 `json:"votes"`
+	AppliedSeq uint64           `json:"applied_seq"`
+}
+
+// unitsSummary is an area result's units (CONTRACT §4 v2).
+type unitsSummary struct {
+	Total              int `json:"total"`
+	Counting           int `json:"counting"`
+	Decided            int `json:"decided"`
+	Tie                int `json:"tie"`
+	AdditionalElection int `json:"additional_election"`
+	ReElection         int `json:"re_election"`
+	Seats              int `json:"seats"`
+	Winners            int `json:"winners"`
 }
 
 var areaKeys = []string{"contest", "area", "level", "name", "stations_expected", "stations_reporting", "stations_final",
-	"registered", "voted", "issued", "received", "valid", "invalid", "votes", "applied_seq"}
+	"registered", "voted", "issued", "received", "valid", "invalid", "units", "applied_seq"}
 
 type candidateResult struct {
 	ID    string `json:"id"`
@@ -456,7 +470,7 @@ type unitResult struct {
 }
 
 var unitKeys = []string{"contest", "unit", "level", "name", "stations_expected", "stations_reporting", "stations_final",
-	"registered", "voted", "issued", "received", "valid", "invalid", "votes", "seats", "candidates", "winners", "status", "applied_seq"}
+	"registered", "voted", "issued", "received", "valid", "invalid", "votes", "seats", "candidates", "winners", "status", "round", "applied_seq"}
 
 func (ts *testServer) area(contest, area string) areaResult {
 	ts.t.Helper()
@@ -464,6 +478,16 @@ func (ts *testServer) area(contest, area string) areaResult {
 	raw := ts.get("/api/v1/contests/"+contest+"/areas/"+area, http.StatusOK, &r)
 	requireKeys(ts.t, "area result", raw, areaKeys...)
 	return r
+}
+
+// areaUnits returns the units summary of an area result.
+func (ts *testServer) areaUnits(contest, area string) unitsSummary {
+	ts.t.Helper()
+	var r struct {
+		Units unitsSummary `json:"units"`
+	}
+	ts.get("/api/v1/contests/"+contest+"/areas/"+area, http.StatusOK, &r)
+	return r.Units
 }
 
 func (ts *testServer) unit(contest, unit string) unitResult {
@@ -1093,11 +1117,12 @@ func TestAreaResults(t *testing.T) {
 			Registered: 1700, Voted: 1200, Issued: 1200, Received: 1200, Valid: 1170, Invalid: 30,
 			Votes: map[string]int64{"Q-01-1": 600, "Q-01-2": 500, "Q-01-3": 500, "Q-02-1": 100, "Q-02-2": 0, "Q-02-3": 80, "Q-02-4": 0}, AppliedSeq: seq,
 		}},
+		// A district council seen from its province: no votes key (v2).
 		{"HDND-LB", "HN", areaResult{
 			Contest: "HDND-LB", Area: "HN", Level: "province", Name: "Thành phố Hà Nội",
 			StationsExpected: 4, StationsReporting: 2, StationsFinal: 1,
 			Registered: 1700, Voted: 1200, Issued: 1200, Received: 1200, Valid: 1170, Invalid: 30,
-			Votes: map[string]int64{"Q-01-1": 600, "Q-01-2": 500, "Q-01-3": 500, "Q-02-1": 100, "Q-02-2": 0, "Q-02-3": 80, "Q-02-4": 0}, AppliedSeq: seq,
+			AppliedSeq: seq,
 		}},
 	}
 	for _, tt := range tests {
@@ -1106,6 +1131,29 @@ func TestAreaResults(t *testing.T) {
 			mustEqual(t, "area result", ts.area(tt.contest, tt.area), tt.want)
 		})
 	}
+	t.Run("units summary", func(t *testing.T) {
+		ts := ts.on(t)
+		// HDND-LB's two units lie wholly in the district and the province;
+		// neither has all its stations final. Seats from the fixture.
+		seats := 0
+		c, ok := ts.e.ContestIndex("HDND-LB")
+		if !ok {
+			t.Fatal("fixture has no HDND-LB")
+		}
+		for _, u := range ts.e.Contests[c].Units {
+			seats += u.Seats
+		}
+		for _, area := range []string{"LB", "HN"} {
+			got := ts.areaUnits("HDND-LB", area)
+			if got.Total != 2 || got.Counting != 2 || got.Seats != seats || got.Decided+got.Tie+got.AdditionalElection+got.ReElection != 0 {
+				t.Errorf("HDND-LB %s units %+v, want 2 units counting, %d seats", area, got, seats)
+			}
+		}
+		// A ward holds neither unit whole: Ngọc Thụy's stations are split.
+		if got := ts.areaUnits("HDND-LB", "LB-TB"); got != (unitsSummary{}) {
+			t.Errorf("HDND-LB LB-TB units %+v, want none", got)
+		}
+	})
 
 	t.Run("unknown ids are 404", func(t *testing.T) {
 		ts := ts.on(t)

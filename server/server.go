@@ -202,6 +202,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s := &Server{cfg: cfg, e: cfg.Election}
 	s.mu.changed = make(chan struct{})
+	// What the law bounds but the file exceeds: said once at start, and
+	// listed by GET /api/v1/election (CONTRACT §2).
+	for _, w := range cfg.Election.Warnings() {
+		cfg.Logger.Warn("election file", "warning", w)
+	}
 	defer func() {
 		if err != nil {
 			s.closeAll()

@@ -108,9 +108,22 @@ func checkElection(t *testing.T, e *tally.Election) {
 				t.Fatalf("station %d votes in unit %d but is not among its stations", s, u)
 			}
 			n := len(contest.Units[u].Candidates)
-			offs := e.VoteOffsets(c, s)
+			v, ok := e.Voter(c, s)
+			if !ok || int(e.Voters(c)[v]) != s || e.VoterUnit(c, v) != u {
+				t.Fatalf("station %d: voter %d %v", s, v, ok)
+			}
+			offs := e.VoterOffsets(c, v)
 			for k, a := range e.StationAreas(s) {
 				expected[a]++
+				if la, ok := e.ContestArea(c, a); !ok || int(e.VoterAreas(c, v)[k]) != la {
+					t.Fatalf("station %d area %d: local %d %v", s, a, la, ok)
+				}
+				if !e.AreaHasVotes(c, a) {
+					if offs[k] != -1 {
+						t.Fatalf("station %d area %d: offset %d in an area without votes", s, a, offs[k])
+					}
+					continue
+				}
 				// The station's unit's candidates sit in the area's vote
 				// vector after those of the area's units before it.
 				off := 0

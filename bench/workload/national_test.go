@@ -3,6 +3,7 @@ package workload
 import (
 	"bytes"
 	"crypto/sha256"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -136,7 +137,7 @@ func TestNationalProvinces(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, st := range f2.Stations {
-		if all.Stations[i] != st {
+		if !reflect.DeepEqual(all.Stations[i], st) {
 			t.Fatalf("station %d: %+v with 2 provinces, %+v with all", i, st, all.Stations[i])
 		}
 	}
