@@ -154,20 +154,22 @@ func TestDashboard(t *testing.T) {
 	dashStep(t, ctx, "breadcrumb up", chromedp.Click(chromedp.CSS(`[data-testid=crumb] a[href$="/area/LB"]`)))
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Quận Long Biên")
 
-	// 7. The unit: decided, with exactly the API's three winners marked.
+	// 7. The unit: still counting (Hoàn Kiếm's and Đông Anh's polling areas
+	// are outside the file, CONTRACT §2 v2 stations_outside), with exactly
+	// the API's three provisional winners marked.
 	dashStep(t, ctx, "units", chromedp.Click(chromedp.CSS(`[data-testid=nav-units]`)))
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Đơn vị bầu cử")
 	dashStep(t, ctx, "click unit", chromedp.Click(chromedp.CSS(`[data-testid=unit-card][data-unit="QH-HN-02"]`)))
-	dashWaitText(t, ctx, `[data-testid=unit-status]`, "Đã xác định người trúng cử")
+	dashWaitText(t, ctx, `[data-testid=unit-status]`, "Đang kiểm phiếu")
 	unit := dashUnitResult(t, api, "QH", "QH-HN-02")
-	if unit.Status != "decided" || len(unit.Winners) != 3 {
+	if unit.Status != "counting" || len(unit.Winners) != 3 {
 		t.Fatalf("API unit result: status %s, winners %v", unit.Status, unit.Winners)
 	}
 	var want []string
 	for _, id := range unit.Winners {
 		for _, c := range unit.Candidates {
 			if c.ID == id {
-				want = append(want, c.Name+"|Trúng cử")
+				want = append(want, c.Name+"|Dự kiến trúng cử")
 			}
 		}
 	}

@@ -54,6 +54,7 @@
     province: 'Tỉnh, thành phố',
     district: 'Quận, huyện',
     ward: 'Phường, xã',
+    commune: 'Phường, xã',
   };
   const CONTEST_LEVEL = {
     national: 'Quốc hội',
@@ -194,7 +195,12 @@
       if (!ix.children.has(p)) ix.children.set(p, []);
       ix.children.get(p).push(a);
     }
+    // The levels the file declares (GET /api/v1/election, v2): drill down
+    // through them; the last is the one stations belong to, named by
+    // `area` (v2) or `ward` (v1).
+    ix.bottom = (e.levels && e.levels.length) ? e.levels[e.levels.length - 1] : 'ward';
     for (const s of e.stations || []) {
+      if (!s.ward) s.ward = s.area;
       ix.stations.set(s.id, s);
       if (!ix.stationsOf.has(s.ward)) ix.stationsOf.set(s.ward, []);
       ix.stationsOf.get(s.ward).push(s);
@@ -343,7 +349,7 @@
     S.lastUpdate = new Date();
     if (r.applied_seq > S.appliedSeq) S.appliedSeq = r.applied_seq;
     const rt = S.route;
-    if (rt && !r.unit && r.level === 'ward' && r.contest === rt.contest) {
+    if (rt && !r.unit && r.level === S.ix.bottom && r.contest === rt.contest) {
       const ward = rt.kind === 'station' ? (S.ix.stations.get(rt.id) || {}).ward : rt.kind === 'area' ? rt.id : '';
       if (ward === r.area) later('stations', 400, fetchForView);
     }
@@ -419,7 +425,7 @@
       once(`rej|${r.id}`, async () => {
         S.stationRejections.set(r.id, await getJSON(`/rejections?station=${encodeURIComponent(r.id)}`));
       });
-    } else if (r.kind === 'area' && r.id && S.ix.areas.get(r.id).level === 'ward') {
+    } else if (r.kind === 'area' && r.id && S.ix.areas.get(r.id).level === S.ix.bottom) {
       for (const s of votingStations(r.contest, r.id)) fetchStation(r.contest, s.id);
     } else if (r.kind === 'rejections') {
       once('rej', async () => {
@@ -559,7 +565,7 @@
       h('p', { class: 'sub' }, area ? `${LEVEL[area.level] || area.level} · ${c.name}` : CONTEST_LEVEL[c.level] || ''));
     const blocks = [head, summaryCards(r, exp)];
 
-    if (area && area.level === 'ward') {
+    if (area && area.level === ix.bottom) {
       const rows = votingStations(c.id, id).map((s) => {
         const d = S.stations.get(`${c.id}|${s.id}`);
         const cur = d && d.current;
@@ -592,7 +598,7 @@
         h('td', { class: 'num' }, r.registered ? pct(r.voted, r.registered) : '—'),
         h('td', { class: 'num' }, num(r.valid))) : null;
       const lvl = kids[0].level;
-      blocks.push(section(lvl === 'ward' ? 'Phường, xã trực thuộc' : lvl === 'district' ? 'Quận, huyện trực thuộc' : 'Địa bàn', 'Areas: click to drill down',
+      blocks.push(section(lvl === ix.bottom ? 'Phường, xã trực thuộc' : lvl === 'district' ? 'Quận, huyện trực thuộc' : 'Địa bàn', 'Areas: click to drill down',
         table('grid', [['Địa bàn'], ['Tổ bầu cử đã báo cáo'], ['Biên bản chính thức'], ['Đi bầu', 'num'], ['Phiếu hợp lệ', 'num']], rows, foot)));
     }
 
