@@ -1781,3 +1781,24 @@ func TestVietnameseNamesRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestElectionListsLevelsAndWarnings: GET /api/v1/election holds the file
+// as loaded plus its levels from the top (the default three for a file that
+// declares none) and the warnings Parse found (CONTRACT §2 v2).
+func TestElectionListsLevelsAndWarnings(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	var got struct {
+		ID       string   `json:"id"`
+		Levels   []string `json:"levels"`
+		Warnings []string `json:"warnings"`
+	}
+	raw := ts.get("/api/v1/election", http.StatusOK, &got)
+	requireKeys(t, "election", raw, "id", "levels", "warnings", "areas", "stations", "contests")
+	if got.ID != ts.e.ID || strings.Join(got.Levels, ",") != "province,district,ward" {
+		t.Errorf("election %q levels %v, want %q and province, district, ward", got.ID, got.Levels, ts.e.ID)
+	}
+	if len(got.Warnings) != len(ts.e.Warnings()) {
+		t.Errorf("warnings %q, Parse found %q", got.Warnings, ts.e.Warnings())
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyvn/tally/projections"
+	"github.com/tallyvn/tally/tally"
 )
 
 func runResults(args []string, stdout, stderr io.Writer) int {
@@ -106,7 +107,16 @@ func printArea(w io.Writer, r *projections.AreaResult) {
 	fmt.Fprintf(w, "%s (%s %s), contest %s, at seq %d\n\n", r.Name, r.Level, r.Area, r.Contest, r.AppliedSeq)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	printCounts(tw, r.StationsExpected, r.StationsReporting, r.StationsFinal, r.Registered, r.Voted, r.Issued, r.Received, r.Valid, r.Invalid)
+	u := r.Units
+	fmt.Fprintf(tw, "Units wholly here (đơn vị bầu cử)\t%d/%d decided, %d counting, %d tie, %d additional election, %d re-election; %d winners for %d seats\n",
+		u.Decided, u.Total, u.Counting, u.Tie, u.AdditionalElection, u.ReElection, u.Winners, u.Seats)
 	fmt.Fprintln(tw)
+	if r.Votes == nil {
+		// CONTRACT §4 v2: below the councils' level there are no votes.
+		fmt.Fprintln(tw, "Votes\tnot summed here: the contest's councils lie below this level")
+		tw.Flush()
+		return
+	}
 	fmt.Fprintln(tw, "CANDIDATE\tVOTES\tOF VALID")
 	ids := make([]string, 0, len(r.Votes))
 	for id := range r.Votes {
@@ -138,7 +148,16 @@ func printUnit(w io.Writer, r *projections.UnitResult) {
 	if s, ok := statusWords[status]; ok {
 		status = s
 	}
-	fmt.Fprintf(w, "Status: %s\n\n", status)
+	fmt.Fprintf(w, "Status: %s\n", status)
+	round := map[tally.Round]string{tally.FirstRound: "first", tally.Additional: "additional election (bầu thêm)", tally.ReVote: "re-election (bầu cử lại)"}[r.Round]
+	if round == "" {
+		round = string(r.Round)
+	}
+	fmt.Fprintf(w, "Round: %s\n", round)
+	if r.Council != "" {
+		fmt.Fprintf(w, "Council: %s\n", r.Council)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	printCounts(tw, r.StationsExpected, r.StationsReporting, r.StationsFinal, r.Registered, r.Voted, r.Issued, r.Received, r.Valid, r.Invalid)
 	fmt.Fprintln(tw)
