@@ -56,9 +56,9 @@
 // thousands of local candidates. Every area aggregate also carries its
 // units summary: the units lying wholly in the area, by status.
 //
-// INVARIANT: after Seal, each area's summary counts every unit lying
+// INVARIANT: after EndBatch, each area's summary counts every unit lying
 // wholly in it under the status Decide gives the unit's committed totals
-// (units still counting are the rest of the area's fixed total). Seal
+// (units still counting are the rest of the area's fixed total). EndBatch
 // decides every unit whose totals changed in the batch before it stages
 // the aggregates; Open decides every unit after recomputing them.
 //

@@ -45,7 +45,7 @@ type current struct {
 	// their own, so a flood of messages for one station cannot make each
 	// write ever longer.
 	hist []histEntry
-	// dirty: the record changed since the last Seal.
+	// dirty: the record changed since the last EndBatch.
 	dirty bool
 }
 
@@ -96,14 +96,14 @@ type Fold struct {
 	state []contestState
 	meta  Meta
 	batch *pebble.Batch
-	// dirty lists the aggregates changed since the last Seal, and
+	// dirty lists the aggregates changed since the last EndBatch, and
 	// dirtyStations the station records.
 	dirty         []Ref
 	dirtyStations []stationRef
 	// dirtyUnits lists the units whose totals changed since their decision
-	// was last taken (at Seal).
+	// was last taken (at EndBatch).
 	dirtyUnits []Ref
-	// broken is set when a commit failed; CommitSealed may run on another
+	// broken is set when a commit failed; CommitBatch may run on another
 	// goroutine than Apply, hence atomic.
 	broken atomic.Bool
 
@@ -359,7 +359,7 @@ func (f *Fold) history(c, v int, seq uint64, o Outcome) {
 		}
 		cur.hist = append(cur.hist, e)
 	}
-	// The record is staged once per batch, at Seal.
+	// The record is staged once per batch, at EndBatch.
 	if !cur.dirty {
 		cur.dirty = true
 		f.dirtyStations = append(f.dirtyStations, stationRef{int32(c), int32(v)})
@@ -423,13 +423,13 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 	return Rejected, nil
 }
 
-// Pending reports whether Apply staged anything since the last Seal.
+// Pending reports whether Apply staged anything since the last EndBatch.
 func (f *Fold) Pending() bool { return f.batch != nil }
 
-// Sealed is a batch of applied messages, with the changed aggregates and the
+// Batch is a batch of applied messages, with the changed aggregates and the
 // checkpoint staged, ready to commit. The fold has moved on from it: Apply
 // may go on with the next batch while this one commits.
-type Sealed struct {
+type Batch struct {
 	batch   *pebble.Batch
 	Meta    Meta  // the fold's position and counters as of this batch
 	Changed []Ref // aggregates this batch changed
@@ -439,14 +439,14 @@ type Sealed struct {
 	Bytes int
 }
 
-// Seal stages the changed station records, the changed aggregates and the
+// EndBatch stages the changed station records, the changed aggregates and the
 // checkpoint into the pending batch (each key once, in key order) and
-// detaches it for CommitSealed. It returns nil when nothing is
+// detaches it for CommitBatch. It returns nil when nothing is
 // pending.
 //
-// INVARIANT: batches must be committed in the order they were sealed, each
+// INVARIANT: batches must be committed in the order they were ended, each
 // before the next; their checkpoints then advance in stream order.
-func (f *Fold) Seal() (*Sealed, error) {
+func (f *Fold) EndBatch() (*Batch, error) {
 	if f.broken.Load() {
 		return nil, ErrBroken
 	}
@@ -487,17 +487,17 @@ func (f *Fold) Seal() (*Sealed, error) {
 		return nil, fmt.Errorf("stage checkpoint: %w", err)
 	}
 	f.batchHint = min(max(f.batch.Len(), 1<<10), 64<<20)
-	s := &Sealed{batch: f.batch, Meta: f.meta, Changed: slices.Clone(f.dirty), Keys: f.batch.Count(), Bytes: f.batch.Len()}
+	s := &Batch{batch: f.batch, Meta: f.meta, Changed: slices.Clone(f.dirty), Keys: f.batch.Count(), Bytes: f.batch.Len()}
 	f.batch = nil
 	f.dirty = f.dirty[:0]
 	return s, nil
 }
 
-// CommitSealed writes a sealed batch in one fsynced Pebble commit. It may be
-// called from another goroutine than Apply and Seal, one batch at a time, in
-// sealing order. If the commit fails the Fold is broken: its memory is ahead
+// CommitBatch writes an ended batch in one fsynced Pebble commit. It may be
+// called from another goroutine than Apply and EndBatch, one batch at a time, in
+// the order they were ended. If the commit fails the Fold is broken: its memory is ahead
 // of the store, and every later call returns ErrBroken.
-func (f *Fold) CommitSealed(s *Sealed) error {
+func (f *Fold) CommitBatch(s *Batch) error {
 	defer s.batch.Close()
 	if f.broken.Load() {
 		return ErrBroken
@@ -509,14 +509,14 @@ func (f *Fold) CommitSealed(s *Sealed) error {
 	return nil
 }
 
-// Commit seals and commits what Apply staged since the last commit, and
+// Commit ends and commits the batch Apply staged since the last commit, and
 // returns the changed aggregates.
 func (f *Fold) Commit() ([]Ref, error) {
-	s, err := f.Seal()
+	s, err := f.EndBatch()
 	if s == nil || err != nil {
 		return nil, err
 	}
-	if err := f.CommitSealed(s); err != nil {
+	if err := f.CommitBatch(s); err != nil {
 		return nil, err
 	}
 	return s.Changed, nil

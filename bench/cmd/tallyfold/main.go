@@ -180,7 +180,7 @@ func fold(args []string) error {
 		subject, bodyb []byte
 	)
 	commit := func() error {
-		s, err := f.Seal()
+		s, err := f.EndBatch()
 		if err != nil || s == nil {
 			return err
 		}
@@ -188,7 +188,7 @@ func fold(args []string) error {
 		keys += int64(s.Keys)
 		bytes += int64(s.Bytes)
 		maxKeys, maxBytes = max(maxKeys, s.Keys), max(maxBytes, s.Bytes)
-		return f.CommitSealed(s)
+		return f.CommitBatch(s)
 	}
 	start = time.Now()
 	for {
