@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/audit"
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/tally"
