@@ -19,8 +19,9 @@
 // the election (tally.Election.Check), compares them with the station's
 // current minutes for that contest (stale, duplicate, conflict: CONTRACT §3)
 // and, when they count, applies the difference between the new minutes and
-// the station's previous ones to the station's unit and to its ward,
-// district and province. Every outcome (applied, stale, duplicate, rejected)
+// the station's previous ones to the station's unit and to each of its
+// areas, one per level (ward, district and province in 2021; commune and
+// province since 2025). Every outcome (applied, stale, duplicate, rejected)
 // is recorded in the station's history; rejections also in the rejection
 // log, with every broken rule.
 //
