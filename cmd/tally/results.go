@@ -18,7 +18,7 @@ import (
 
 func runResults(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("results", "--contest C (--area A | --unit U) [--server URL] [--json]",
-		`Prints the result of a contest in an area (ward, district, province) or
+		`Prints the result of a contest in an area (at any level of the file) or
 in an electoral unit: a table by default, the JSON of CONTRACT §4 with --json.`, stdout, stderr)
 	serverURL := fs.String("server", "http://127.0.0.1:8080", "tally server URL")
 	contest := fs.String("contest", "", "contest id; required")
