@@ -4,9 +4,10 @@
 //
 // The fold here is deliberately naive: plain maps keyed by station, whole
 // minutes kept as they came, every total summed from scratch at the end. It
-// shares only the domain rules with package projections (decoding and the
-// static checks of package events and tally, seal verification, tally's
-// Decide for the unit rules of CONTRACT §4); the version, duplicate, stale,
+// shares only the domain rules with package projections (admission, the one
+// function every fold calls: events.Admit, which decodes and checks the
+// subject, the static rules of package tally and the seal; tally's Decide
+// for the unit rules of CONTRACT §4); the version, duplicate, stale,
 // conflict and withdrawal rules of CONTRACT §3 and all the arithmetic are
 // written again here, so a bug in the projections' delta fold, their
 // encodings or their storage shows up as a difference.
@@ -68,6 +69,7 @@ type Fold struct {
 	current map[stationKey]*tally.Minutes
 	records []Record
 	counts  Counts
+	adm     events.Admission // reused for every message
 
 	// The election's shape, worked out here from the file's own fields.
 	areasOf  map[string][]string          // station -> its areas, bottom level first
@@ -139,47 +141,24 @@ func (f *Fold) Current(contest, station string) (*tally.Minutes, bool) {
 // order. data is not kept.
 func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 	rec := Record{Seq: seq, Subject: subject}
-	var m tally.Minutes
-	var problems, viol []tally.Violation
-	decoded := true
-	if len(data) > 0 && data[0] == events.BinaryMagic {
-		if err := events.DecodeBinary(data, &m); err != nil {
-			m, decoded = tally.Minutes{}, false
-			viol = append(viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-		}
-	} else {
-		d, err := events.DecodeJSONObject(data)
-		if err != nil {
-			decoded = false
-			viol = append(viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-		} else {
-			m, problems = d.Minutes, d.Problems
-		}
-	}
+	// Admission (decode, subject, the rules that need no history, seal) is
+	// the one every fold shares; what follows is written again here.
+	a := &f.adm
+	events.Admit(f.e, subject, data, a)
+	m := &a.Minutes
 	rec.Station, rec.Contest = f.intern(m.Station, m.Contest)
 	rec.Version, rec.Status = m.Version, m.Status
-	if !decoded {
-		return f.reject(rec, viol)
-	}
-
-	// A message speaks only for the station and contest of its subject.
-	if st, ct, ok := events.ParseSubject(f.e.ID, subject); !ok || st != m.Station || ct != m.Contest {
-		viol = append(viol, tally.Violation{Field: "station", Rule: tally.RuleSubject,
-			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, subject)})
-	}
-	var r tally.Resolved
-	viol = events.Check(f.e, &m, problems, 0, &r, viol)
-	if s, ok := f.e.StationIndex(m.Station); ok && f.e.Stations[s].Seal != "" {
-		rec.Sealed = true
-		if v := events.VerifySeal(f.e, s, &m); v != nil {
-			rec.SealError = v.Message
-			viol = append(viol, *v)
-		} else {
-			rec.SealOK = true
+	rec.Sealed = a.Sealed
+	if a.Sealed {
+		rec.SealOK = true
+		for _, v := range a.Violations {
+			if v.Rule == tally.RuleSeal {
+				rec.SealOK, rec.SealError = false, v.Message
+			}
 		}
 	}
-	if len(viol) > 0 {
-		return f.reject(rec, viol)
+	if len(a.Violations) > 0 {
+		return f.reject(rec, slices.Clone(a.Violations))
 	}
 
 	key := stationKey{rec.Contest, rec.Station}
@@ -190,7 +169,7 @@ func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 			f.counts.Stale++
 			f.records = append(f.records, rec)
 			return rec
-		case m.Version == cur.Version && sameContent(&m, cur):
+		case m.Version == cur.Version && sameContent(m, cur):
 			rec.Outcome = Duplicate
 			f.counts.Duplicates++
 			f.records = append(f.records, rec)
@@ -200,7 +179,7 @@ func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 				Message: fmt.Sprintf("version %d of station %q contest %q was already received with different content", m.Version, m.Station, m.Contest)}})
 		}
 	}
-	f.current[key] = cloneMinutes(&m)
+	f.current[key] = cloneMinutes(m)
 	rec.Outcome = Applied
 	f.counts.Applied++
 	f.records = append(f.records, rec)

@@ -115,10 +115,8 @@ type Fold struct {
 	rank ranks
 
 	// Scratch space reused for every message.
-	m    tally.Minutes
-	r    tally.Resolved
-	viol []tally.Violation
-	enc  []byte
+	adm events.Admission
+	enc []byte
 	key  []byte
 	val  []byte
 }
@@ -189,42 +187,14 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 	}
 	f.meta.Checkpoint = msg.Seq
 
-	m := &f.m
-	f.viol = f.viol[:0]
-	var problems []tally.Violation // what the JSON decoder already flagged
-	if len(msg.Data) > 0 && msg.Data[0] == events.BinaryMagic {
-		if err := events.DecodeBinary(msg.Data, m); err != nil {
-			*m = tally.Minutes{Votes: m.Votes[:0]}
-			f.viol = append(f.viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-			return f.reject(msg)
-		}
-	} else {
-		d, err := events.DecodeJSONObject(msg.Data)
-		if err != nil {
-			*m = tally.Minutes{Votes: m.Votes[:0]}
-			f.viol = append(f.viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-			return f.reject(msg)
-		}
-		*m = d.Minutes
-		problems = d.Problems
-	}
-	// A station publishing straight to NATS may only speak for itself: the
-	// payload must name the station and contest of its subject.
-	if st, ct, ok := events.ParseSubject(f.e.ID, msg.Subject); !ok || st != m.Station || ct != m.Contest {
-		f.viol = append(f.viol, tally.Violation{Field: "station", Rule: tally.RuleSubject,
-			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, msg.Subject)})
-	}
-	f.viol = events.Check(f.e, m, problems, 0, &f.r, f.viol)
-	// A sealed station's minutes must carry its signature (CONTRACT §7),
-	// whoever published them.
-	if f.e.Sealed() {
-		f.viol = events.CheckSeal(f.e, m, 0, f.viol)
-	}
-	if len(f.viol) > 0 {
+	// Admission: decode, subject, the rules that need no history, seal.
+	events.Admit(f.e, msg.Subject, msg.Data, &f.adm)
+	if len(f.adm.Violations) > 0 {
 		return f.reject(msg)
 	}
+	m := &f.adm.Minutes
 
-	r := &f.r
+	r := &f.adm.Resolved
 	cs := &f.state[r.Contest]
 	cur := &cs.stations[r.Voter]
 	f.enc = events.AppendBinary(f.enc[:0], m) // canonical: same content, same bytes
@@ -240,7 +210,7 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 			f.history(r.Contest, r.Voter, msg.Seq, Duplicate)
 			return Duplicate, nil
 		case r.Version == cur.version:
-			f.viol = append(f.viol, tally.Violation{Field: "version", Rule: tally.RuleConflict,
+			f.adm.Violations = append(f.adm.Violations, tally.Violation{Field: "version", Rule: tally.RuleConflict,
 				Message: fmt.Sprintf("version %d of station %q contest %q was already received with different content", r.Version, m.Station, m.Contest)})
 			return f.reject(msg)
 		}
@@ -335,13 +305,13 @@ func (f *Fold) decideUnits() {
 	f.dirtyUnits = f.dirtyUnits[:0]
 }
 
-// history records the outcome of the message in f.m in the history of
+// history records the outcome of the message in f.adm in the history of
 // voter v for contest c, and stages the station's record (current
 // minutes and inline history: one key per station and contest, so one
 // write per message).
 func (f *Fold) history(c, v int, seq uint64, o Outcome) {
 	cur := &f.state[c].stations[v]
-	e := histEntry{seq: seq, version: f.m.Version, status: f.m.Status, outcome: o}
+	e := histEntry{seq: seq, version: f.adm.Minutes.Version, status: f.adm.Minutes.Status, outcome: o}
 	contest, station := f.e.Contests[c].ID, f.e.Stations[f.e.Voters(c)[v]].ID
 	// Set on an open batch fails only when the batch is closed.
 	if len(cur.hist) >= maxInlineHistory {
@@ -382,13 +352,13 @@ type Rejection struct {
 	Errors         []tally.Violation `json:"errors"`
 }
 
-// reject records msg (decoded as far as possible in f.m) as rejected for the
-// violations in f.viol.
+// reject records msg (decoded as far as possible in f.adm) as rejected for the
+// violations in f.adm.
 func (f *Fold) reject(msg *Msg) (Outcome, error) {
-	m := &f.m
+	m := &f.adm.Minutes
 	rej := Rejection{
 		Seq: msg.Seq, Time: msg.Time.UTC(), Subject: msg.Subject,
-		Station: m.Station, Contest: m.Contest, Version: m.Version, Errors: f.viol,
+		Station: m.Station, Contest: m.Contest, Version: m.Version, Errors: f.adm.Violations,
 	}
 	if m.Status != 0 {
 		rej.Status = m.Status.String()
@@ -396,7 +366,7 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 	if st, _, ok := events.ParseSubject(f.e.ID, msg.Subject); ok && st != m.Station {
 		rej.SubjectStation = st
 	}
-	for i, v := range f.viol {
+	for i, v := range f.adm.Violations {
 		if i > 0 {
 			rej.Reason += "; "
 		}
