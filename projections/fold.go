@@ -117,8 +117,8 @@ type Fold struct {
 	// Scratch space reused for every message.
 	adm events.Admission
 	enc []byte
-	key  []byte
-	val  []byte
+	key []byte
+	val []byte
 }
 
 func newFold(e *tally.Election, db *pebble.DB) *Fold {
