@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/server"
 	"github.com/tallyvn/tally/tally"
 )
@@ -40,7 +41,8 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP API address")
 	natsURL := fs.String("nats", "", "external NATS server URL (default: embedded server)")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
-	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster")
+	replicas := fs.Int("replicas", 1, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
+	node := fs.String("node", projections.DefaultNode, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
 	batch := fs.Int("batch", 10000, "most minutes folded per Pebble commit")
 	seedDir := fs.String("nats-seed-dir", "", "with --nats: `DIR` holding tally's NATS keys, gateway.seed and aggregator.seed, as 'tally nats-config' makes them")
 	tokenFile := fs.String("token-file", "", "`FILE` holding the operator token; when set, submissions whose minutes are not all sealed need 'Authorization: Bearer TOKEN'")
@@ -73,6 +75,12 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		return usageError(fs, "give both --tls-cert and --tls-key, or neither")
 	case *seedDir != "" && *natsURL == "":
 		return usageError(fs, "--nats-seed-dir is for an external server (--nats URL); the embedded server makes its own keys")
+	case projections.CheckNodeName(*node) != nil:
+		return usageError(fs, "--node: %v", projections.CheckNodeName(*node))
+	case *replicas < 1:
+		return usageError(fs, "--replicas %d: want at least 1", *replicas)
+	case *replicas > 1 && *natsURL == "":
+		return usageError(fs, "--replicas %d needs a NATS cluster (--nats URL[,URL...]); the embedded server keeps one copy", *replicas)
 	case maxBody < 1024:
 		return usageError(fs, "--max-body %d: want at least 1KiB", int64(maxBody))
 	case *maxMinutes < 1:
@@ -103,7 +111,7 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	}
 	cfg := server.Config{
 		Election: e, DataDir: *dataDir, HTTPAddr: *httpAddr,
-		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas,
+		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas, Node: *node,
 		BatchSize: *batch, Logger: logger,
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
 		MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
@@ -143,7 +151,7 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		natsAuth = "nkey"
 	}
 	logger.Info("listening", "http", srv.URL(), "nats", srv.NATSURL(), "nats_auth", natsAuth,
-		"token", cfg.Token != "", "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
+		"token", cfg.Token != "", "node", *node, "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
 	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed
