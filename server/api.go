@@ -32,6 +32,8 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("POST", "/api/v1/minutes", "minutes", s.handleSubmit)
 	handle("GET", "/api/v1/status", "status", s.handleStatus)
+	handle("GET", "/healthz", "healthz", s.handleHealthz) // health.go
+	handle("GET", "/readyz", "readyz", s.handleReadyz)
 	handle("GET", "/api/v1/election", "election", s.handleElection)
 	handle("GET", "/api/v1/contests/{contest}/areas/{area}", "area", s.handleArea)
 	handle("GET", "/api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
