@@ -37,7 +37,8 @@ type Config struct {
 	DataDir string
 	// HTTPAddr is the API address. Default 127.0.0.1:8080; port 0 picks one.
 	HTTPAddr string
-	// NATSURL selects an external NATS server; "" runs an embedded one.
+	// NATSURL selects an external NATS server or cluster, one URL or
+	// several separated by commas; "" runs an embedded server.
 	NATSURL string
 	// NATSListen is where the embedded server listens for stations
 	// ("none": no listener). Default 127.0.0.1:4222.
@@ -263,7 +264,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	s.stream, err = broker.EnsureStream(ctx, s.js, events.StreamConfig(s.e.ID, cfg.Replicas))
+	s.stream, err = s.ensureStream(ctx) // cluster.go
 	if err != nil {
 		return nil, err
 	}

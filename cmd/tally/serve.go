@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/server"
@@ -26,6 +27,13 @@ an embedded NATS server with JetStream that keeps the stream under DIR.
 Restarting with the same DIR resumes where it stopped. SIGINT or SIGTERM
 shut it down cleanly.
 
+On a NATS cluster (--nats listing its members), any number of tally nodes
+can run, each with its own --node NAME and --data DIR: each folds the whole
+stream into its own projections with its own consumer, accepts submissions
+and answers every query. --replicas sets the stream's replication factor
+when tally creates it. GET /healthz answers while the process runs, GET
+/readyz once the node has caught up with the stream.
+
 Securing an election (CONTRACT §7): when stations in the election file have
 a seal, their minutes are accepted only with a signature that verifies, and
 the embedded NATS server admits only nkey users: each sealed station (its
@@ -39,7 +47,7 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file (JSON, CONTRACT §2); required")
 	dataDir := fs.String("data", "", "data directory for the projections and the embedded NATS store; required")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP API address")
-	natsURL := fs.String("nats", "", "external NATS server URL (default: embedded server)")
+	natsURL := fs.String("nats", "", "`URL[,URL...]` of an external NATS server or cluster (several members for failover; tally reconnects to any of them, forever); default: an embedded server")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
 	replicas := fs.Int("replicas", 1, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
 	node := fs.String("node", projections.DefaultNode, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
@@ -75,6 +83,8 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		return usageError(fs, "give both --tls-cert and --tls-key, or neither")
 	case *seedDir != "" && *natsURL == "":
 		return usageError(fs, "--nats-seed-dir is for an external server (--nats URL); the embedded server makes its own keys")
+	case *natsURL != "" && broker.CheckURLs(*natsURL) != nil:
+		return usageError(fs, "--nats: %v", broker.CheckURLs(*natsURL))
 	case projections.CheckNodeName(*node) != nil:
 		return usageError(fs, "--node: %v", projections.CheckNodeName(*node))
 	case *replicas < 1:
