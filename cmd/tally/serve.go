@@ -51,6 +51,7 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
 	replicas := fs.Int("replicas", 1, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
 	node := fs.String("node", projections.DefaultNode, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
+	publishTimeout := fs.Duration("publish-timeout", 10*time.Second, "how long a submission waits for JetStream to store it before the answer is 503 (retry): on a cluster, a request in flight when the stream's leader dies waits this long")
 	batch := fs.Int("batch", 10000, "most minutes folded per Pebble commit")
 	seedDir := fs.String("nats-seed-dir", "", "with --nats: `DIR` holding tally's NATS keys, gateway.seed and aggregator.seed, as 'tally nats-config' makes them")
 	tokenFile := fs.String("token-file", "", "`FILE` holding the operator token; when set, submissions whose minutes are not all sealed need 'Authorization: Bearer TOKEN'")
@@ -95,6 +96,8 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		return usageError(fs, "--max-body %d: want at least 1KiB", int64(maxBody))
 	case *maxMinutes < 1:
 		return usageError(fs, "--max-minutes %d: want at least 1", *maxMinutes)
+	case *publishTimeout <= 0:
+		return usageError(fs, "--publish-timeout must be positive")
 	case *readTimeout <= 0 || *writeTimeout <= 0 || *idleTimeout <= 0:
 		return usageError(fs, "--read-timeout, --write-timeout and --idle-timeout must be positive")
 	case *maxPending < 1 || *maxInFlight < 1 || maxInFlightBytes < 1:
@@ -122,7 +125,7 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	cfg := server.Config{
 		Election: e, DataDir: *dataDir, HTTPAddr: *httpAddr,
 		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas, Node: *node,
-		BatchSize: *batch, Logger: logger,
+		BatchSize: *batch, Logger: logger, PublishTimeout: *publishTimeout,
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
 		MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
 		ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout,
