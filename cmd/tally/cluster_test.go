@@ -554,3 +554,28 @@ func sameMinutes(key string, m audit.Record) bool {
 	return strings.Contains(key, `"station":"`+m.Station+`"`) && strings.Contains(key, `"contest":"`+m.Contest+`"`) &&
 		strings.Contains(key, fmt.Sprintf(`"version":%d`, m.Version))
 }
+
+// TestServeClusterUsage: the scale-out flags of serve refuse what cannot
+// work, naming the flag and the rule, before anything starts.
+func TestServeClusterUsage(t *testing.T) {
+	t.Parallel()
+	election := filepath.Join("testdata", "election.json")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--replicas", "3"}, "--replicas 3 needs a NATS cluster"},
+		{[]string{"--replicas", "0", "--nats", "nats://127.0.0.1:1"}, "--replicas 0: want at least 1"},
+		{[]string{"--node", "a.b"}, "--node: node name \"a.b\": character '.'"},
+		{[]string{"--node", strings.Repeat("x", 65)}, "longer than 64"},
+		{[]string{"--nats", "nats://127.0.0.1:1,,nats://127.0.0.1:2"}, "--nats: nats URL list"},
+		{[]string{"--nats", "http://127.0.0.1:1"}, `scheme "http"`},
+		{[]string{"--publish-timeout", "0s"}, "--publish-timeout must be positive"},
+	} {
+		args := append([]string{"serve", "--election", election, "--data", t.TempDir(), "--nats-listen", "none", "--http", "127.0.0.1:0"}, tc.args...)
+		res := runTally(t, 30*time.Second, nil, args...)
+		if res.code != exitUsage || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("serve %q: exit %d, stderr %q; want exit %d and %q", tc.args, res.code, res.stderr, exitUsage, tc.want)
+		}
+	}
+}
