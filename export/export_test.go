@@ -29,7 +29,11 @@ type testServer struct {
 	url    string
 	client *http.Client
 	lines  []string // the example's minutes, one JSON object a line
+	sent   int      // lines submitted so far
 }
+
+// submitted returns how many of the example's lines were submitted.
+func (ts *testServer) submitted() int { return ts.sent }
 
 // startServer starts a server for the Long Biên election on a fresh data
 // directory; it stops when the test ends.
@@ -134,6 +138,7 @@ func (ts *testServer) submit(from, to int) {
 		}
 		ts.waitApplied(a.Seq)
 	}
+	ts.sent = max(ts.sent, to)
 }
 
 // waitApplied polls the status until applied_seq reaches seq, failing only

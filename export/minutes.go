@@ -109,7 +109,8 @@ func (d *doc) heading(bodyLines ...string) {
 	y := p.GetY()
 	p.SetFont("DejaVu", "B", 9.5)
 	for _, l := range bodyLines {
-		p.CellFormat(68, 5, l, "", 2, "C", false, 0, "")
+		p.SetX(marginX)
+		p.MultiCell(68, 5, l, "", "C", false) // a unit's name can be long: wrap it
 	}
 	left := p.GetY()
 	p.SetXY(marginX+68, y)
