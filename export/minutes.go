@@ -214,10 +214,10 @@ func (d *doc) counts(registered, voted, issued, received, valid, invalid int64) 
 func (d *doc) signatures(dateLine string, roles ...string) {
 	p := d.pdf
 	_, pageH := p.GetPageSize()
-	if p.GetY()+45 > pageH-22 {
+	if p.GetY()+38 > pageH-22 {
 		p.AddPage()
 	}
-	p.Ln(6)
+	p.Ln(3)
 	p.SetFont("DejaVu", "", 9.5)
 	p.CellFormat(textW, 5, dateLine, "", 1, "R", false, 0, "")
 	p.Ln(2)
@@ -229,10 +229,10 @@ func (d *doc) signatures(dateLine string, roles ...string) {
 		p.CellFormat(w, 5, r, "", 2, "C", false, 0, "")
 		p.SetFont("DejaVu", "", 8.5)
 		p.CellFormat(w, 5, "(Ký, ghi rõ họ tên)", "", 2, "C", false, 0, "")
-		p.SetXY(marginX+float64(i)*w+8, y+30)
+		p.SetXY(marginX+float64(i)*w+8, y+25)
 		p.CellFormat(w-16, 5, "", "B", 0, "C", false, 0, "")
 	}
-	p.SetXY(marginX, y+38)
+	p.SetXY(marginX, y+31)
 }
 
 func (d *doc) output(w io.Writer) error {
