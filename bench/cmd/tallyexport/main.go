@@ -171,4 +171,3 @@ func statusKiB(field string) float64 {
 	}
 	return 0
 }
-
