@@ -97,6 +97,9 @@ func (s *Server) pdf(w http.ResponseWriter, filename string, draw func(*bytes.Bu
 	}
 	w.Header().Set("Content-Type", "application/pdf")
 	w.Header().Set("Content-Disposition", `inline; filename="`+filename+`"`)
+	// A browser's PDF viewer is an embedded object: the API's "allow
+	// nothing" policy, through default-src, would forbid it.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; object-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 	w.Write(buf.Bytes())
 }
 
