@@ -560,9 +560,8 @@
     const head = h('div', { class: 'view-head' },
       h('h2', { 'data-testid': 'view-title' }, area ? area.name : c.name),
       h('p', { class: 'sub' }, area ? `${LEVEL[area.level] || area.level} · ${c.name}` : CONTEST_LEVEL[c.level] || ''),
-      area
-        ? docLink(`/api/v1/contests/${enc(c.id)}/areas/${enc(id)}/minutes.pdf`, 'Biên bản tổng kết (PDF)', 'area-pdf')
-        : docLink(`/api/v1/export/results.csv?contest=${enc(c.id)}`, 'Kết quả (CSV)', 'contest-csv'));
+      area ? docLink(`/api/v1/contests/${enc(c.id)}/areas/${enc(id)}/minutes.pdf`, 'Biên bản tổng kết (PDF)', 'area-pdf') : null,
+      docLink(`/api/v1/export/results.csv?contest=${enc(c.id)}`, 'Kết quả cả cuộc bầu cử (CSV)', 'contest-csv'));
     const blocks = [head, summaryCards(r, exp)];
 
     if (area && area.level === 'ward') {
