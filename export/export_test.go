@@ -43,6 +43,17 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	minutes, err := os.ReadFile(filepath.Join(exampleDir, "minutes.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerWith(t, raw, minutes)
+}
+
+// startServerWith starts a server for the election file raw, with minutes
+// (NDJSON) ready to submit.
+func startServerWith(t *testing.T, raw, minutes []byte) *testServer {
+	t.Helper()
 	e, err := tally.Parse(raw)
 	if err != nil {
 		t.Fatalf("example election: %v", err)
@@ -63,12 +74,7 @@ func startServer(t *testing.T) *testServer {
 			t.Errorf("Run returned %v after cancel", err)
 		}
 	})
-	f, err := os.Open(filepath.Join(exampleDir, "minutes.ndjson"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(minutes))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		if line := strings.TrimSpace(sc.Text()); line != "" {

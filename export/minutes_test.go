@@ -171,3 +171,56 @@ func TestAreaMinutesPDF(t *testing.T) {
 		}
 	}
 }
+
+// proposalElection has two National Assembly units of one station each:
+// in U-LOW fewer than half of the voters vote (a re-election), in U-SHORT
+// only one of two seats finds a candidate above half of the valid ballots
+// (an additional election).
+const proposalElection = `{
+  "id": "e-2021", "name": "Bầu cử thử", "date": "2021-05-23",
+  "areas": [
+    {"id": "P", "name": "Tỉnh Thử", "level": "province"},
+    {"id": "D", "name": "Huyện Thử", "level": "district", "parent": "P"},
+    {"id": "W", "name": "Xã Thử", "level": "ward", "parent": "D"}
+  ],
+  "stations": [
+    {"id": "S1", "name": "Khu vực bỏ phiếu số 1", "ward": "W", "registered": 1000},
+    {"id": "S2", "name": "Khu vực bỏ phiếu số 2", "ward": "W", "registered": 1000}
+  ],
+  "contests": [{"id": "QH", "name": "Đại biểu Quốc hội", "level": "national", "units": [
+    {"id": "U-LOW", "name": "Đơn vị bầu cử số 1", "seats": 2, "areas": [], "stations": ["S1"], "candidates": [
+      {"id": "L1", "name": "Ứng Viên Một", "born": "1970-01-01"}, {"id": "L2", "name": "Ứng Viên Hai", "born": "1971-01-01"},
+      {"id": "L3", "name": "Ứng Viên Ba", "born": "1972-01-01"}, {"id": "L4", "name": "Ứng Viên Bốn", "born": "1973-01-01"}]},
+    {"id": "U-SHORT", "name": "Đơn vị bầu cử số 2", "seats": 2, "areas": [], "stations": ["S2"], "candidates": [
+      {"id": "H1", "name": "Ứng Viên Năm", "born": "1970-01-01"}, {"id": "H2", "name": "Ứng Viên Sáu", "born": "1971-01-01"},
+      {"id": "H3", "name": "Ứng Viên Bảy", "born": "1972-01-01"}, {"id": "H4", "name": "Ứng Viên Tám", "born": "1973-01-01"}]}
+  ]}]
+}`
+
+const proposalMinutes = `{"election":"e-2021","contest":"QH","station":"S1","version":1,"status":"final","registered":1000,"voted":480,"issued":480,"received":480,"valid":470,"invalid":10,"votes":{"L1":400,"L2":300,"L3":100,"L4":50}}
+{"election":"e-2021","contest":"QH","station":"S2","version":1,"status":"final","registered":1000,"voted":900,"issued":900,"received":900,"valid":880,"invalid":20,"votes":{"H1":700,"H2":400,"H3":380,"H4":280}}
+`
+
+// TestMinutesProposals: a unit whose status is re_election or
+// additional_election has the board's proposal in its minutes, with the
+// figures that call for it.
+func TestMinutesProposals(t *testing.T) {
+	ts := startServerWith(t, []byte(proposalElection), []byte(proposalMinutes))
+	ts.submit(0, len(ts.lines))
+	for _, tc := range []struct {
+		unit, status string
+		want         []string
+	}{
+		{"U-LOW", "re_election", []string{"Đề nghị bầu cử lại (Điều 80)", "(48,00%) chưa quá một nửa", "Không có người trúng cử."}},
+		{"U-SHORT", "additional_election", []string{"Đề nghị bầu thêm (Điều 79): mới có 1 người trúng cử, còn 1 ghế", "Ứng Viên Năm, sinh ngày 01/01/1970: 700 phiếu, đạt 79,55%"}},
+	} {
+		if r := ts.unit("QH", tc.unit); r.Status != tc.status {
+			t.Fatalf("unit %s: status %q, want %q: the fixture is wrong", tc.unit, r.Status, tc.status)
+		}
+		text := strings.Join(pdfPages(t, ts.ok("/api/v1/contests/QH/units/"+tc.unit+"/minutes.pdf", "application/pdf")), " ")
+		requireText(t, "unit "+tc.unit, text, tc.want...)
+		if strings.Contains(text, "CHƯA CHÍNH THỨC") {
+			t.Errorf("unit %s: every station is final, yet the minutes say unofficial", tc.unit)
+		}
+	}
+}
