@@ -39,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET", "/api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
 	handle("GET", "/api/v1/contests/{contest}/stations/{station}", "station", s.handleStation)
 	handle("GET", "/api/v1/rejections", "rejections", s.handleRejections)
+	s.exportRoutes(handle)
 	handle("GET", "/api/v1/stream", "stream", func(w http.ResponseWriter, r *http.Request) {
 		if !s.withheld(w) {
 			s.handleStream(w, r)
