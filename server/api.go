@@ -32,11 +32,14 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("POST", "/api/v1/minutes", "minutes", s.handleSubmit)
 	handle("GET", "/api/v1/status", "status", s.handleStatus)
+	handle("GET", "/healthz", "healthz", s.handleHealthz) // health.go
+	handle("GET", "/readyz", "readyz", s.handleReadyz)
 	handle("GET", "/api/v1/election", "election", s.handleElection)
 	handle("GET", "/api/v1/contests/{contest}/areas/{area}", "area", s.handleArea)
 	handle("GET", "/api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
 	handle("GET", "/api/v1/contests/{contest}/stations/{station}", "station", s.handleStation)
 	handle("GET", "/api/v1/rejections", "rejections", s.handleRejections)
+	s.exportRoutes(handle)
 	handle("GET", "/api/v1/stream", "stream", func(w http.ResponseWriter, r *http.Request) {
 		if !s.withheld(w) {
 			s.handleStream(w, r)
