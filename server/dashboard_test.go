@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -33,8 +36,8 @@ import (
 // explains a conflicting submission. Any JavaScript exception or console
 // error (a CSP violation shows up as one) fails the test.
 //
-// It leaves full-page screenshots in testdata/dashboard/ and
-// ../docs/dashboard.png.
+// Its full-page screenshots go to a temporary directory; with -update they
+// replace testdata/dashboard/*.png and ../docs/dashboard.png.
 func TestDashboard(t *testing.T) {
 	chromium := dashChromium(t)
 	e, lines := dashExample(t)
@@ -409,19 +412,42 @@ func dashWaitText(t *testing.T, ctx context.Context, sel, want string) {
 	}
 }
 
-func dashShoot(t *testing.T, ctx context.Context, paths ...string) {
+// updateScreenshots makes TestDashboard write its screenshots over the
+// tracked ones (testdata/dashboard/*.png and ../docs/dashboard.png, shown in
+// the README). Without it they go to a temporary directory: a test run
+// never changes the tree.
+var updateScreenshots = flag.Bool("update", false, "rewrite the dashboard screenshots in testdata/dashboard and docs/")
+
+// dashShoot takes a full-page screenshot, checks that it is a PNG of the
+// page's width, and writes it to paths under -update, else to a temporary
+// directory (under the same base name; -test.v logs where). It returns the decoded image.
+func dashShoot(t *testing.T, ctx context.Context, paths ...string) image.Image {
 	t.Helper()
 	// Bars grow with a CSS transition; take the picture once they stand.
 	dashWaitTrue(t, ctx, "bars settled", `document.getAnimations().every(a => a.playState !== 'running')`)
-	png := dashRun(t, ctx, chromedp.FullScreenshot(100))
+	shot := dashRun(t, ctx, chromedp.FullScreenshot(100))
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot %s is not a PNG: %v", paths[0], err)
+	}
+	width := dashRun(t, ctx, chromedp.Evaluate[int](`document.documentElement.clientWidth`))
+	height := dashRun(t, ctx, chromedp.Evaluate[int](`document.documentElement.scrollHeight`))
+	if b := img.Bounds(); b.Dx() != width || b.Dy() < height/2 {
+		t.Errorf("screenshot %s is %dx%d, the page %dx%d", paths[0], b.Dx(), b.Dy(), width, height)
+	}
+	if !*updateScreenshots {
+		paths = []string{filepath.Join(t.TempDir(), filepath.Base(paths[0]))}
+	}
 	for _, p := range paths {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, png, 0o644); err != nil {
+		if err := os.WriteFile(p, shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("screenshot: %s", p)
 	}
+	return img
 }
 
 // ---- API helpers ------------------------------------------------------------
