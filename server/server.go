@@ -159,6 +159,11 @@ type Server struct {
 	metrics *metrics
 	hub     *hub
 	adm     *admission
+	// refusals keeps the gateway's 422 refusals (refusals.go); times and
+	// reports serve the officials' views (officials.go).
+	refusals *refusalLog
+	times    msgTimes
+	reports  reportCache
 	// rebuildMarker exists while the projections are being rebuilt from
 	// the stream, so that a crash during the rebuild does not let a
 	// restarted server serve a half-built store as results.
@@ -209,6 +214,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if s.refusals, err = openRefusals(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
 	}
 
 	if err := s.connect(); err != nil {
@@ -548,6 +556,11 @@ func (s *Server) closeAll() {
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			s.cfg.Logger.Warn("close projections", "err", err)
+		}
+	}
+	if s.refusals != nil {
+		if err := s.refusals.close(); err != nil {
+			s.cfg.Logger.Warn("close gateway refusals", "err", err)
 		}
 	}
 	if s.gw != nil && s.gw != s.nc {
