@@ -221,11 +221,17 @@ func TestDashboard(t *testing.T) {
 
 	// 6. Drill down: province → district → ward → station, and up again by
 	// the breadcrumb.
+	// An area's panels load after its figures and push what is below them
+	// down: a mouse click waits for them, or it lands on another row.
+	dashWaitPanels(t, ctx)
 	dashStep(t, ctx, "click district", chromedp.Click(chromedp.CSS(`[data-testid=area-row][data-area="LB"] a`)))
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Quận Long Biên")
+	dashWaitPanels(t, ctx)
 	dashStep(t, ctx, "click ward", chromedp.Click(chromedp.CSS(`[data-testid=area-row][data-area="LB-CK"] a`)))
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Phường Cự Khối")
 	dashWaitText(t, ctx, `[data-testid=reporting-count]`, "8/8")
+	dashWaitPanels(t, ctx)
+	dashWaitTrue(t, ctx, "station rows filled", `[...document.querySelectorAll('[data-testid=station-valid]')].every(e => e.textContent !== '—')`)
 	dashStep(t, ctx, "click station", chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-testid=station-row][data-station=%q] a`, conflictStation))))
 	dashWaitText(t, ctx, `[data-testid=view-title]`, e.Stations[dashStationIndex(t, e, conflictStation)].Name)
 	hist := dashStationHistory(t, api, "QH", conflictStation)
@@ -308,6 +314,7 @@ func TestDashboard(t *testing.T) {
 	dashStep(t, ctx, "overview", chromedp.Click(chromedp.CSS(`[data-testid=nav-overview]`)))
 	dashWaitText(t, ctx, `[data-testid=final-count]`, "183/183")
 	dashWaitTrue(t, ctx, "eight units", `document.querySelectorAll('[data-testid=unit-card]').length === 8`)
+	dashWaitPanels(t, ctx)
 
 	// 10. The same page on a phone, 400 px wide.
 	dashStep(t, ctx, "phone", chromedp.EmulateViewport(400, 844, chromedp.EmulateMobile))
@@ -788,6 +795,12 @@ func dashNum(n int64) string {
 		s = s[:i] + "." + s[i:]
 	}
 	return s
+}
+
+// dashWaitPanels waits until the area view's report panels have loaded.
+func dashWaitPanels(t *testing.T, ctx context.Context) {
+	t.Helper()
+	dashWaitTrue(t, ctx, "area panels", `!!document.querySelector('[data-testid=warnings], [data-testid=no-warnings]') && !!document.querySelector('[data-testid=timeline]')`)
 }
 
 // dashGo moves the page to a route by its hash: no reload.

@@ -59,8 +59,9 @@ type Rejection struct {
 
 // refusalLog is the durable record of gateway refusals.
 type refusalLog struct {
-	db *pebble.DB
-	mu struct {
+	db    *pebble.DB
+	limit uint64 // records kept at most: maxRefusals
+	mu    struct {
 		sync.Mutex
 		next  uint64 // key of the next record
 		count uint64 // records stored
@@ -75,7 +76,7 @@ func openRefusals(dataDir string, logger *slog.Logger) (*refusalLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open gateway refusals: %w", err)
 	}
-	l := &refusalLog{db: db}
+	l := &refusalLog{db: db, limit: maxRefusals}
 	iter, err := db.NewIter(nil)
 	if err != nil {
 		db.Close()
@@ -124,7 +125,7 @@ func (l *refusalLog) record(now time.Time, decoded []events.Decoded, viol []tall
 	defer b.Close()
 	n := 0
 	for _, i := range order {
-		if l.mu.count+uint64(n) >= maxRefusals {
+		if l.mu.count+uint64(n) >= l.limit {
 			lost++
 			continue
 		}

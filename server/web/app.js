@@ -73,6 +73,7 @@
     province: 'Tỉnh, thành phố',
     district: 'Quận, huyện',
     ward: 'Phường, xã',
+    commune: 'Xã, phường, đặc khu',
   };
   const CONTEST_LEVEL = {
     national: 'Quốc hội',
@@ -217,7 +218,12 @@
       if (!ix.children.has(p)) ix.children.set(p, []);
       ix.children.get(p).push(a);
     }
+    // v2 files name the bottom level as they like (levels) and a
+    // station's area "area" (v1: "ward"); the page says ward for both.
+    const levels = e.levels && e.levels.length ? e.levels : ['province', 'district', 'ward'];
+    ix.bottom = levels[levels.length - 1];
     for (const s of e.stations || []) {
+      if (!s.ward && s.area) s.ward = s.area;
       ix.stations.set(s.id, s);
       if (!ix.stationsOf.has(s.ward)) ix.stationsOf.set(s.ward, []);
       ix.stationsOf.get(s.ward).push(s);
@@ -377,7 +383,7 @@
     S.lastUpdate = new Date();
     if (r.applied_seq > S.appliedSeq) S.appliedSeq = r.applied_seq;
     const rt = S.route;
-    if (rt && !r.unit && r.level === 'ward' && r.contest === rt.contest) {
+    if (rt && !r.unit && r.level === S.ix.bottom && r.contest === rt.contest) {
       const ward = rt.kind === 'station' ? (S.ix.stations.get(rt.id) || {}).ward : '';
       if (ward === r.area) later('stations', 400, fetchForView);
     }
@@ -651,9 +657,12 @@
     const blocks = [head, summaryCards(r, exp)];
     const rep = id ? S.reports.get(`${c.id}|${id}`) : null;
     const byStation = new Map(rep ? rep.stations.map((x) => [x.station, x]) : []);
-    if (id) blocks.push(warningsPanel(c, area, rep));
+    if (id && exp > MAX_REPORT_STATIONS) {
+      blocks.push(section('Cảnh báo cần kiểm tra', 'Warnings', h('div', { class: 'card empty' },
+        `Địa bàn có ${num(exp)} khu vực bỏ phiếu: chọn một địa bàn trực thuộc để xem cảnh báo, khu vực chưa báo cáo và tiến độ theo thời gian.`)));
+    } else if (id) blocks.push(warningsPanel(c, area, rep));
 
-    if (area && area.level === 'ward') {
+    if (area && area.level === ix.bottom) {
       const rows = votingStations(c.id, id).map((s) => {
         const x = byStation.get(s.id);
         const counts = x && (x.status === 'partial' || x.status === 'final');
@@ -672,7 +681,7 @@
       blocks.push(pendingList(c, rep));
     }
     if (id && rep) blocks.push(timeline(rep, exp));
-    if (area && area.level === 'ward') {
+    if (area && area.level === ix.bottom) {
       // the station table above
     } else if (kids.length) {
       const rows = kids.map((a) => {
@@ -692,7 +701,7 @@
         h('td', { class: 'num' }, r.registered ? pct(r.voted, r.registered) : '—'),
         h('td', { class: 'num' }, num(r.valid))) : null;
       const lvl = kids[0].level;
-      blocks.push(section(lvl === 'ward' ? 'Phường, xã trực thuộc' : lvl === 'district' ? 'Quận, huyện trực thuộc' : 'Địa bàn', 'Areas: click to drill down',
+      blocks.push(section(lvl === ix.bottom ? 'Phường, xã trực thuộc' : lvl === 'district' ? 'Quận, huyện trực thuộc' : 'Địa bàn', 'Areas: click to drill down',
         table('grid', [['Địa bàn'], ['Tổ bầu cử đã báo cáo'], ['Biên bản chính thức'], ['Đi bầu', 'num'], ['Phiếu hợp lệ', 'num']], rows, foot)));
     }
 
