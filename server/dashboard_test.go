@@ -121,7 +121,19 @@ func TestDashboard(t *testing.T) {
 	// 2b. Mid-count: the province's stations not yet reported and not yet
 	// final are listed, and the timeline counts the reporting ones.
 	reporting, final := dashReporting(first, "QH", false), dashReporting(first, "QH", true)
-	dashWaitTrue(t, ctx, "pending list", fmt.Sprintf(`document.querySelectorAll('[data-testid=pending-row][data-status=none]').length === %d && document.querySelectorAll('[data-testid=pending-row][data-status=partial]').length === %d`, 183-reporting, reporting-final))
+	dashWaitTrue(t, ctx, "pending list", fmt.Sprintf(`(p => !!p && p.dataset.none === '%d' && p.dataset.partial === '%d')(document.querySelector('[data-testid=pending]')) && document.querySelectorAll('[data-testid=pending-row]').length === %d`, 183-reporting, reporting-final, min(50, 183-final)))
+	// Not reported first, then not final, each with the time of its last
+	// minutes when it has sent any.
+	order := dashRun(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid=pending-row]')].map(r => r.dataset.status + '|' + r.lastElementChild.textContent)`))
+	seenPartial := false
+	for i, o := range order {
+		status, when, _ := strings.Cut(o, "|")
+		if (status == "none") != (when == "Chưa gửi") || (seenPartial && status != "partial") {
+			t.Errorf("pending row %d: %q (in %v)", i, o, order)
+			break
+		}
+		seenPartial = seenPartial || status == "partial"
+	}
 	dashWaitTrue(t, ctx, "timeline", fmt.Sprintf(`(e => e && e.dataset.reporting === '%d' && e.dataset.final === '%d')(document.querySelector('[data-testid=timeline]'))`, reporting, final))
 	// The unit mid-count: shares over final minutes only, as the API's
 	// final-only sums give them, and the rule said on the page.
@@ -224,15 +236,15 @@ func TestDashboard(t *testing.T) {
 	// An area's panels load after its figures and push what is below them
 	// down: a mouse click waits for them, or it lands on another row.
 	dashWaitPanels(t, ctx)
-	dashStep(t, ctx, "click district", chromedp.Click(chromedp.CSS(`[data-testid=area-row][data-area="LB"] a`)))
+	dashClick(t, ctx, `[data-testid=area-row][data-area="LB"] a`)
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Quận Long Biên")
 	dashWaitPanels(t, ctx)
-	dashStep(t, ctx, "click ward", chromedp.Click(chromedp.CSS(`[data-testid=area-row][data-area="LB-CK"] a`)))
+	dashClick(t, ctx, `[data-testid=area-row][data-area="LB-CK"] a`)
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Phường Cự Khối")
 	dashWaitText(t, ctx, `[data-testid=reporting-count]`, "8/8")
 	dashWaitPanels(t, ctx)
 	dashWaitTrue(t, ctx, "station rows filled", `[...document.querySelectorAll('[data-testid=station-valid]')].every(e => e.textContent !== '—')`)
-	dashStep(t, ctx, "click station", chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-testid=station-row][data-station=%q] a`, conflictStation))))
+	dashClick(t, ctx, fmt.Sprintf(`[data-testid=station-row][data-station=%q] a`, conflictStation))
 	dashWaitText(t, ctx, `[data-testid=view-title]`, e.Stations[dashStationIndex(t, e, conflictStation)].Name)
 	hist := dashStationHistory(t, api, "QH", conflictStation)
 	dashWaitTrue(t, ctx, "station history", fmt.Sprintf(`document.querySelectorAll('[data-testid=history-row]').length === %d`, len(hist.History)))
@@ -247,7 +259,7 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	dashWaitTrue(t, ctx, "current minutes", fmt.Sprintf(`(e => e && e.dataset.version === '%d' && e.dataset.status === 'final')(document.querySelector('[data-testid=current-minutes]'))`, hist.Current.Version))
-	dashStep(t, ctx, "breadcrumb up", chromedp.Click(chromedp.CSS(`[data-testid=crumb] a[href$="/area/LB"]`)))
+	dashClick(t, ctx, `[data-testid=crumb] a[href$="/area/LB"]`)
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Quận Long Biên")
 
 	// 7. QH-HN-02 is only partly in the file (the proxy gives it
@@ -256,7 +268,7 @@ func TestDashboard(t *testing.T) {
 	dashStep(t, ctx, "units", chromedp.Click(chromedp.CSS(`[data-testid=nav-units]`)))
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Đơn vị bầu cử")
 	dashWaitText(t, ctx, `[data-testid=unit-card][data-unit="QH-HN-02"] [data-testid=unit-card-status]`, "Kết quả phần Long Biên")
-	dashStep(t, ctx, "click unit", chromedp.Click(chromedp.CSS(`[data-testid=unit-card][data-unit="QH-HN-02"]`)))
+	dashClick(t, ctx, `[data-testid=unit-card][data-unit="QH-HN-02"]`)
 	dashWaitText(t, ctx, `[data-testid=unit-status]`, "Kết quả phần Long Biên")
 	dashWaitTrue(t, ctx, "no winners in a part of a unit", `document.querySelectorAll('[data-testid=winner]').length === 0 && !document.body.textContent.includes('trúng cử:') && !document.body.textContent.includes('Đã xác định')`)
 
@@ -318,7 +330,7 @@ func TestDashboard(t *testing.T) {
 
 	// 10. The same page on a phone, 400 px wide.
 	dashStep(t, ctx, "phone", chromedp.EmulateViewport(400, 844, chromedp.EmulateMobile))
-	dashStep(t, ctx, "unit on phone", chromedp.Click(chromedp.CSS(`[data-testid=unit-card][data-unit="HDND-LB-07"]`)))
+	dashClick(t, ctx, `[data-testid=unit-card][data-unit="HDND-LB-07"]`)
 	dashWaitText(t, ctx, `[data-testid=unit-status]`, "Đã xác định người trúng cử")
 	dashWaitTrue(t, ctx, "four winners of five seats", `document.querySelectorAll('[data-testid=winner]').length === 4`)
 	dashWaitTrue(t, ctx, "the empty seat stays empty", `(e => !!e && e.textContent.includes('4/5') && e.textContent.includes('để trống') && e.textContent.includes('Điều 79'))(document.querySelector('[data-testid=seats-note]'))`)
@@ -795,6 +807,17 @@ func dashNum(n int64) string {
 		s = s[:i] + "." + s[i:]
 	}
 	return s
+}
+
+// dashClick clicks the element sel by the DOM, once visible. The views
+// redraw as figures arrive (an area's report can add warnings above a
+// row), so a mouse click, hit-tested before the press, could land on a
+// row that has just moved there.
+func dashClick(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	dashStep(t, ctx, "visible "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	js, _ := json.Marshal(sel)
+	dashStep(t, ctx, "click "+sel, chromedp.Evaluate[chromedp.Void](`document.querySelector(`+string(js)+`).click()`))
 }
 
 // dashWaitPanels waits until the area view's report panels have loaded.

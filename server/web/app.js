@@ -677,12 +677,6 @@
       });
       blocks.push(section('Khu vực bỏ phiếu', 'Polling stations; the time is when the last minutes arrived',
         table('grid stations', [['Khu vực bỏ phiếu'], ['Cử tri', 'num opt'], ['Biên bản (lúc)'], ['Phiên bản', 'num opt'], ['Đi bầu', 'num'], ['Hợp lệ', 'num']], rows)));
-    } else if (rep) {
-      blocks.push(pendingList(c, rep));
-    }
-    if (id && rep) blocks.push(timeline(rep, exp));
-    if (area && area.level === ix.bottom) {
-      // the station table above
     } else if (kids.length) {
       const rows = kids.map((a) => {
         const ar = S.results.get(`${c.id}|a|${a.id}`);
@@ -704,6 +698,8 @@
       blocks.push(section(lvl === ix.bottom ? 'Phường, xã trực thuộc' : lvl === 'district' ? 'Quận, huyện trực thuộc' : 'Địa bàn', 'Areas: click to drill down',
         table('grid', [['Địa bàn'], ['Tổ bầu cử đã báo cáo'], ['Biên bản chính thức'], ['Đi bầu', 'num'], ['Phiếu hợp lệ', 'num']], rows, foot)));
     }
+    if (rep && !(area && area.level === ix.bottom)) blocks.push(pendingList(c, rep));
+    if (rep) blocks.push(timeline(rep, exp));
 
     // Candidates' votes here, when the area lies inside one unit.
     const unitIds = id ? Array.from(ix.areaUnits.get(c.id).get(id) || []) : c.units.map((u) => u.id);
@@ -778,7 +774,7 @@
   function pendingList(c, rep) {
     const none = rep.stations.filter((x) => x.status !== 'partial' && x.status !== 'final');
     const partial = rep.stations.filter((x) => x.status === 'partial');
-    const LIMIT = 200;
+    const LIMIT = 50; // the rest are counted, not listed
     const rows = [...none, ...partial].slice(0, LIMIT).map((x) => h('tr', {
       'data-testid': 'pending-row', 'data-station': x.station, 'data-status': x.status || 'none', 'data-key': x.station,
       'data-href': `#/${c.id}/station/${x.station}`, class: 'clickable',
@@ -789,6 +785,7 @@
     h('td', { class: 'small' }, x.last_time ? stamp(x.last_time) : 'Chưa gửi')));
     const more = none.length + partial.length - rows.length;
     return section(`Chưa báo cáo: ${num(none.length)} · Chưa có biên bản chính thức: ${num(partial.length)}`, 'Stations not reported or not final; time of their last minutes',
+      h('span', { hidden: true, 'data-testid': 'pending', 'data-none': none.length, 'data-partial': partial.length }),
       rows.length
         ? table('grid pending', [['Khu vực bỏ phiếu'], ['Biên bản'], ['Biên bản cuối lúc']], rows)
         : h('div', { class: 'card empty', 'data-testid': 'no-pending' }, 'Mọi khu vực đã có biên bản chính thức.'),
