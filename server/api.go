@@ -32,6 +32,8 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("POST", "/api/v1/minutes", "minutes", s.handleSubmit)
 	handle("GET", "/api/v1/status", "status", s.handleStatus)
+	handle("GET", "/healthz", "healthz", s.handleHealthz) // health.go
+	handle("GET", "/readyz", "readyz", s.handleReadyz)
 	handle("GET", "/api/v1/election", "election", s.handleElection)
 	handle("GET", "/api/v1/contests/{contest}/areas/{area}", "area", s.handleArea)
 	handle("GET", "/api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
@@ -39,6 +41,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET", "/api/v1/rejections", "rejections", s.handleRejections)
 	handle("GET", "/api/v1/contests/{contest}/areas/{area}/report", "area_report", s.handleAreaReport)
 	handle("GET", "/api/v1/contests/{contest}/units/{unit}/final", "unit_final", s.handleUnitFinal)
+	s.exportRoutes(handle)
 	handle("GET", "/api/v1/stream", "stream", func(w http.ResponseWriter, r *http.Request) {
 		if !s.withheld(w) {
 			s.handleStream(w, r)

@@ -485,6 +485,9 @@
   // ---- building blocks ------------------------------------------------------
 
   const link = (href, props, ...kids) => h('a', Object.assign({ href }, props), ...kids);
+  // docLink points at an export of CONTRACT §8 (a PDF or CSV the server draws).
+  const enc = encodeURIComponent;
+  const docLink = (href, label, testid) => h('p', { class: 'doc-link small' }, link(href, { 'data-testid': testid, target: '_blank', rel: 'noopener' }, label));
   const hint = (en) => h('small', { class: 'hint', lang: 'en' }, en);
 
   function statCard(label, en, value, testid, sub, bar) {
@@ -653,7 +656,9 @@
     const exp = id ? expected(c.id, id) : kids.reduce((n, a) => n + expected(c.id, a.id), 0);
     const head = h('div', { class: 'view-head' },
       h('h2', { 'data-testid': 'view-title' }, area ? area.name : c.name),
-      h('p', { class: 'sub' }, area ? `${LEVEL[area.level] || area.level} · ${c.name}` : CONTEST_LEVEL[c.level] || ''));
+      h('p', { class: 'sub' }, area ? `${LEVEL[area.level] || area.level} · ${c.name}` : CONTEST_LEVEL[c.level] || ''),
+      area ? docLink(`/api/v1/contests/${enc(c.id)}/areas/${enc(id)}/minutes.pdf`, 'Biên bản tổng kết (PDF)', 'area-pdf') : null,
+      docLink(`/api/v1/export/results.csv?contest=${enc(c.id)}`, 'Kết quả cả cuộc bầu cử (CSV)', 'contest-csv'));
     const blocks = [head, summaryCards(r, exp)];
     const rep = id ? S.reports.get(`${c.id}|${id}`) : null;
     const byStation = new Map(rep ? rep.stations.map((x) => [x.station, x]) : []);
@@ -864,6 +869,7 @@
     const blocks = [h('div', { class: 'view-head' },
       h('h2', { 'data-testid': 'view-title' }, u.name),
       h('p', { class: 'sub' }, `${c.name} · ${u.seats} đại biểu được bầu · ${(u.candidates || []).length} người ứng cử`),
+      docLink(`/api/v1/contests/${enc(c.id)}/units/${enc(uid)}/minutes.pdf`, 'Biên bản xác định kết quả (PDF)', 'unit-pdf'),
       r ? h('div', { class: 'status-line' }, unitBadge(r, u, 'unit-status'),
         h('span', { class: 'muted', 'data-testid': 'unit-note' }, note)) : h('p', { class: 'muted' }, 'Đang tải…'))];
     blocks.push(summaryCards(r, 0));
