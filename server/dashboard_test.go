@@ -224,6 +224,7 @@ func TestDashboard(t *testing.T) {
 	wantJS, _ := json.Marshal(strings.Join(apiWarn, ","))
 	dashWaitTrue(t, ctx, "warnings", fmt.Sprintf(`[...document.querySelectorAll('[data-testid=warning]')].map(w => w.dataset.code + ':' + w.dataset.station).sort().join(',') === %s`, wantJS))
 	dashWaitTrue(t, ctx, "no pending station", `!!document.querySelector('[data-testid=no-pending]')`)
+	dashWaitText(t, ctx, `[data-testid=rejected-count]`, "2") // the conflict and the refusal, at the next status poll
 	dashShoot(t, ctx, "testdata/dashboard/dashboard.png", "../docs/dashboard.png")
 	// A DOM click: the panel may be redrawn by a late report between a
 	// mouse click's hit test and its press.
