@@ -166,6 +166,11 @@ type Server struct {
 	metrics *metrics
 	hub     *hub
 	adm     *admission
+	// refusals keeps the gateway's 422 refusals (refusals.go); times and
+	// reports serve the officials' views (officials.go).
+	refusals *refusalLog
+	times    msgTimes
+	reports  reportCache
 	// durable is the fold's consumer, this node's own.
 	durable string
 	// rebuildMarker exists while the projections are being rebuilt from
@@ -230,6 +235,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if s.refusals, err = openRefusals(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
 	}
 
 	if err := s.connect(); err != nil {
@@ -569,6 +577,11 @@ func (s *Server) closeAll() {
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			s.cfg.Logger.Warn("close projections", "err", err)
+		}
+	}
+	if s.refusals != nil {
+		if err := s.refusals.close(); err != nil {
+			s.cfg.Logger.Warn("close gateway refusals", "err", err)
 		}
 	}
 	if s.gw != nil && s.gw != s.nc {
