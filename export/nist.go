@@ -112,8 +112,8 @@ type nistContest struct {
 	BallotSelection     []nistSelection     `json:"BallotSelection"`
 }
 
-// stationArea returns the id of a station's bottom-level area.
-func stationArea(st *tally.Station) string { return st.Ward }
+// stationArea returns the id of a station's bottom-level area (v2 area, or v1 ward).
+func stationArea(st *tally.Station) string { return st.AreaID() }
 
 // geography is the election's area tree as the NIST export walks it.
 type geography struct {
