@@ -35,10 +35,11 @@ package events
 //   - reason: when not empty;
 //   - no member with a null value.
 //
-// VerifySeal also accepts a signature over the same minutes with an empty
-// votes object or an empty reason present where this rule leaves it out
-// (or the other way round): both read back as the same minutes, so the
-// choice carries no meaning and a station's JSON library may make either.
+// VerifySeal checks a signature over this one form and no other (CONTRACT
+// §7a fixes it: nulls absent, version at most 2^53 − 1): a station that
+// writes an empty votes object or an empty reason where this rule leaves
+// it out must sign the form above all the same. One form means one
+// verification per minutes, whatever a forger sends.
 //
 // Two integers beyond ±(2^53−1) can print the same (RFC 8785 reads numbers
 // as doubles), so minutes with such a number cannot be sealed; neither can
@@ -76,23 +77,13 @@ func CanonicalJSON(m *tally.Minutes) []byte {
 
 // AppendCanonicalJSON appends CanonicalJSON(m) to dst.
 func AppendCanonicalJSON(dst []byte, m *tally.Minutes) []byte {
-	return appendCanonical(dst, m, 0)
+	return appendCanonical(dst, m)
 }
-
-// sealForm chooses, among the JSON forms that read back as the same
-// minutes, which one appendCanonical writes. Zero is the sealed form.
-type sealForm uint8
-
-const (
-	flipEmptyVotes sealForm = 1 << iota // write "votes":{} where the sealed form omits it, or omit it where it is {}
-	emptyReason                         // write "reason":"" when the reason is empty
-	allForms       = flipEmptyVotes | emptyReason
-)
 
 // appendCanonical writes the members in RFC 8785 order, which for these
 // ASCII names is byte order: contest, election, invalid, issued, reason,
 // received, registered, station, status, valid, version, voted, votes.
-func appendCanonical(dst []byte, m *tally.Minutes, form sealForm) []byte {
+func appendCanonical(dst []byte, m *tally.Minutes) []byte {
 	c := &m.Counts
 	dst = append(dst, `{"contest":`...)
 	dst = appendCanonicalString(dst, m.Contest)
@@ -100,7 +91,7 @@ func appendCanonical(dst []byte, m *tally.Minutes, form sealForm) []byte {
 	dst = appendCanonicalString(dst, m.Election)
 	dst = appendCanonicalCount(dst, m, tally.HasInvalid, `,"invalid":`, c.Invalid)
 	dst = appendCanonicalCount(dst, m, tally.HasIssued, `,"issued":`, c.Issued)
-	if m.Reason != "" || form&emptyReason != 0 {
+	if m.Reason != "" {
 		dst = append(dst, `,"reason":`...)
 		dst = appendCanonicalString(dst, m.Reason)
 	}
@@ -115,11 +106,7 @@ func appendCanonical(dst []byte, m *tally.Minutes, form sealForm) []byte {
 	dst = appendCanonicalInt(dst, m.Version)
 	dst = appendCanonicalCount(dst, m, tally.HasVoted, `,"voted":`, c.Voted)
 	// The same presence rule as AppendJSON.
-	votes := len(m.Votes) > 0 || m.Status != tally.Withdrawn
-	if len(m.Votes) == 0 && form&flipEmptyVotes != 0 {
-		votes = !votes
-	}
-	if votes {
+	if len(m.Votes) > 0 || m.Status != tally.Withdrawn {
 		dst = append(dst, `,"votes":{`...)
 		dst = appendCanonicalVotes(dst, m.Votes)
 		dst = append(dst, '}')

@@ -349,10 +349,17 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 		return Skipped, fmt.Errorf("stage rejection: %w", err)
 	}
 	f.meta.Rejected++
-	// Only a real station's history gets the entry; ids that do not exist
-	// would only let a stranger write keys.
-	if s, ok := f.e.StationIndex(m.Station); ok {
-		if c, ok := f.e.ContestIndex(m.Contest); ok {
+	// The entry goes into the history of whoever published: the station
+	// of the subject (a station may publish only on its own), not the one
+	// the payload names, whose history a neighbour could otherwise fill.
+	// Only a real station's history gets it; ids that do not exist would
+	// only let a stranger write keys.
+	station, contest := m.Station, m.Contest
+	if st, ct, ok := events.ParseSubject(f.e.ID, msg.Subject); ok {
+		station, contest = st, ct
+	}
+	if s, ok := f.e.StationIndex(station); ok {
+		if c, ok := f.e.ContestIndex(contest); ok {
 			f.history(c, s, msg.Seq, Rejected)
 		}
 	}

@@ -26,6 +26,7 @@ type metrics struct {
 	httpLatency *prometheus.HistogramVec
 	sseClients  prometheus.Gauge
 	sseDropped  prometheus.Counter
+	sseRefused  prometheus.Counter
 }
 
 func newMetrics(store *projections.Store) *metrics {
@@ -72,13 +73,17 @@ func newMetrics(store *projections.Store) *metrics {
 			Name: "tally_sse_clients",
 			Help: "Server-sent-event clients connected.",
 		}),
+		sseRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_sse_refused_total",
+			Help: "Event streams refused with 503: the server's cap or the client's (one remote IP address) was reached.",
+		}),
 		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tally_sse_coalesced_total",
 			Help: "Result updates a lagging SSE client skipped because a newer value of the same result replaced them.",
 		}),
 	}
 	reg.MustRegister(m.events, m.batchSize, m.commit, m.lag, m.pending, m.appliedSeq,
-		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped,
+		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.sseRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		pebbleCollector{store: store})
 	for _, o := range []projections.Outcome{projections.Applied, projections.Stale, projections.Duplicate, projections.Rejected} {
