@@ -35,11 +35,15 @@ package events
 //   - reason: when not empty;
 //   - no member with a null value.
 //
-// VerifySeal checks a signature over this one form and no other (CONTRACT
-// §7a fixes it: nulls absent, version at most 2^53 − 1): a station that
-// writes an empty votes object or an empty reason where this rule leaves
-// it out must sign the form above all the same. One form means one
-// verification per minutes, whatever a forger sends.
+// A station whose JSON holds an empty votes object or an empty reason
+// where this rule leaves it out (or leaves out an empty votes object the
+// rule writes) signs, as CONTRACT §7a says, the RFC 8785 form of what it
+// sent. The decoder records those departures of signed minutes in two
+// bits of Minutes.Present above the counts' (FormVotes, FormEmptyReason);
+// the binary form keeps them, and CanonicalJSON and AppendJSON write
+// exactly the members they say. So VerifySeal checks one form, the one
+// sent, and no other: one verification per minutes, whatever a forger
+// sends.
 //
 // Two integers beyond ±(2^53−1) can print the same (RFC 8785 reads numbers
 // as doubles), so minutes with such a number cannot be sealed; neither can
@@ -62,6 +66,27 @@ import (
 // ErrNotIJSON is returned (wrapped) by Canonicalize for input that is not
 // JSON, or is JSON outside I-JSON (RFC 7493) and so has no canonical form.
 var ErrNotIJSON = errors.New("events: not I-JSON")
+
+// Form bits of Minutes.Present, above the counts' (tally.Has*): set by
+// the JSON decoder on minutes that carry a signature, they say where the
+// JSON sent departs from the sealed form's defaults.
+const (
+	// FormVotes: the votes member is absent where the default writes it
+	// (partial or final minutes without votes), or an empty object where
+	// the default leaves it out (withdrawn minutes).
+	FormVotes uint8 = 1 << 6
+	// FormEmptyReason: "reason":"" was sent.
+	FormEmptyReason uint8 = 1 << 7
+)
+
+// hasVotesMember reports whether the JSON forms of m hold a votes member.
+func hasVotesMember(m *tally.Minutes) bool {
+	def := len(m.Votes) > 0 || m.Status != tally.Withdrawn
+	if len(m.Votes) == 0 && m.Present&FormVotes != 0 {
+		return !def
+	}
+	return def
+}
 
 // maxSafeInteger is 2^53−1: every integer up to it in magnitude is a
 // distinct double, so it prints as itself and no other integer prints the
@@ -91,7 +116,7 @@ func appendCanonical(dst []byte, m *tally.Minutes) []byte {
 	dst = appendCanonicalString(dst, m.Election)
 	dst = appendCanonicalCount(dst, m, tally.HasInvalid, `,"invalid":`, c.Invalid)
 	dst = appendCanonicalCount(dst, m, tally.HasIssued, `,"issued":`, c.Issued)
-	if m.Reason != "" {
+	if m.Reason != "" || m.Present&FormEmptyReason != 0 {
 		dst = append(dst, `,"reason":`...)
 		dst = appendCanonicalString(dst, m.Reason)
 	}
@@ -106,7 +131,7 @@ func appendCanonical(dst []byte, m *tally.Minutes) []byte {
 	dst = appendCanonicalInt(dst, m.Version)
 	dst = appendCanonicalCount(dst, m, tally.HasVoted, `,"voted":`, c.Voted)
 	// The same presence rule as AppendJSON.
-	if len(m.Votes) > 0 || m.Status != tally.Withdrawn {
+	if hasVotesMember(m) {
 		dst = append(dst, `,"votes":{`...)
 		dst = appendCanonicalVotes(dst, m.Votes)
 		dst = append(dst, '}')

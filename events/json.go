@@ -254,6 +254,19 @@ func decodeOne(raw json.RawMessage, index int, d *Decoded) error {
 	}
 	str("reason", &m.Reason)
 	str("signature", &m.Signature)
+	if m.Signature != "" {
+		// Signed minutes: record where the JSON departs from the sealed
+		// form's defaults, so that the one form the station signed is the
+		// one verified (see jcs.go).
+		v, given := fields["votes"]
+		given = given && !isNull(v)
+		if len(m.Votes) == 0 && given != (m.Status != tally.Withdrawn) {
+			m.Present |= FormVotes
+		}
+		if v, ok := fields["reason"]; ok && m.Reason == "" && !isNull(v) {
+			m.Present |= FormEmptyReason
+		}
+	}
 	for k := range fields {
 		if !knownField[k] {
 			bad(k, tally.RuleUnknownField, "%q is not a field of minutes", k)
@@ -321,7 +334,7 @@ func AppendJSON(dst []byte, m *tally.Minutes) []byte {
 		dst = append(dst, '"', ':')
 		dst = strconv.AppendInt(dst, v, 10)
 	}
-	if len(m.Votes) > 0 || m.Status != tally.Withdrawn {
+	if hasVotesMember(m) {
 		sortVotes(m.Votes)
 		dst = append(dst, `,"votes":{`...)
 		for i, v := range m.Votes {
@@ -334,7 +347,7 @@ func AppendJSON(dst []byte, m *tally.Minutes) []byte {
 		}
 		dst = append(dst, '}')
 	}
-	if m.Reason != "" {
+	if m.Reason != "" || m.Present&FormEmptyReason != 0 {
 		dst = append(dst, `,"reason":`...)
 		dst = appendJSONString(dst, m.Reason)
 	}
