@@ -329,12 +329,12 @@ func Compare(f *Fold, store *projections.Store, meta projections.Meta) (*Report,
 			diff("message", rec.Contest, id, "outcome", p.outcome, rec.Outcome)
 			continue
 		}
-		_, knownS := f.e.StationIndex(rec.Station)
-		_, knownC := f.contests[rec.Contest]
-		if p.station != "" && (p.station != rec.Station || p.contest != rec.Contest) {
-			diff("message", rec.Contest, id, "station", p.contest+"/"+p.station, rec.Contest+"/"+rec.Station)
+		_, knownS := f.e.StationIndex(rec.InStation)
+		_, knownC := f.contests[rec.InContest]
+		if p.station != "" && (p.station != rec.InStation || p.contest != rec.InContest) {
+			diff("message", rec.Contest, id, "station", p.contest+"/"+p.station, rec.InContest+"/"+rec.InStation)
 		} else if p.station == "" && knownS && knownC {
-			diff("message", rec.Contest, id, "history", "not in the history of station "+rec.Station, "in it")
+			diff("message", rec.Contest, id, "history", "not in the history of station "+rec.InStation, "in it")
 		}
 		if p.version != rec.Version {
 			diff("message", rec.Contest, id, "version", p.version, rec.Version)
