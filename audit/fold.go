@@ -45,8 +45,8 @@ type Record struct {
 	// subject's (whoever published it), as the projections do.
 	InStation, InContest string
 	Version              int64
-	Status           tally.Status
-	Outcome          Outcome
+	Status               tally.Status
+	Outcome              Outcome
 	// Violations lists every broken rule of a rejected message.
 	Violations []tally.Violation
 	// Sealed: the payload names a station with a seal, so its signature
