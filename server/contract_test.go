@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/server"
 	"github.com/tallyvn/tally/tally"
@@ -120,6 +121,7 @@ type testServer struct {
 	srv    *server.Server
 	url    string
 	client *http.Client
+	nats   broker.Identity // admitted to publish any station's minutes over NATS
 }
 
 // startServer starts a server on a fresh data directory; configure, if not
@@ -127,7 +129,14 @@ type testServer struct {
 func startServer(t *testing.T, configure func(*server.Config)) *testServer {
 	t.Helper()
 	e := parseElection(t)
-	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"}
+	// An identity the operator admits to NATS (the listener never admits
+	// anonymous clients), for the tests that publish straight to NATS.
+	op, err := broker.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none",
+		NATSUsers: []broker.Authorized{{Key: op.Public}}}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -139,7 +148,7 @@ func startServer(t *testing.T, configure func(*server.Config)) *testServer {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	ts := &testServer{t: t, e: e, srv: srv, url: "http://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second}}
+	ts := &testServer{t: t, e: e, srv: srv, url: "http://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second}, nats: op}
 	t.Cleanup(func() {
 		ts.client.CloseIdleConnections()
 		cancel()
@@ -985,7 +994,7 @@ func TestStatusCountsAfterKnownWorkload(t *testing.T) {
 // its stream sequence.
 func publish(t *testing.T, ts *testServer, subject string, data []byte) uint64 {
 	t.Helper()
-	nc, err := nats.Connect(ts.srv.NATSURL())
+	nc, err := nats.Connect(ts.srv.NATSURL(), ts.nats.Option())
 	if err != nil {
 		t.Fatalf("connect to %q: %v", ts.srv.NATSURL(), err)
 	}
