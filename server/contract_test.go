@@ -1511,23 +1511,23 @@ func TestRejectionsOfMinutesPublishedToNATS(t *testing.T) {
 		station    string // of the rejection
 		field      string
 		rule       string
-		historyFor string // station whose history records it, "" for none
+		historyFor string // station whose history records it: the subject's (the publisher's), else the payload's
 	}{
 		{"minutes breaking a rule on the proper subject", subject("LB-BD-02", "QH"),
 			qhFinal["LB-BD-02"].with("invalid", 11).json(), "LB-BD-02", "valid", tally.RuleValidInvalid, "LB-BD-02"},
 		{"valid minutes of another station", subject("LB-BD-02", "QH"),
-			qhFinal["LB-BD-01"].with("version", 5).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-01"},
+			qhFinal["LB-BD-01"].with("version", 5).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-02"},
 		{"valid minutes of another contest", subject("LB-BD-01", "QH"),
 			minutes("HDND-LB", "LB-BD-01", 1, "final", counts{1000, 900, 900, 900, 880, 20}, q1Votes(600, 500, 500)).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-01"},
 		{"valid minutes on a subject of the wrong shape", events.SubjectPrefix(electionID) + "LB.LB-NT-01",
 			qhFinal["LB-NT-01"].json(), "LB-NT-01", "station", tally.RuleSubject, "LB-NT-01"},
 		{"garbage bytes", subject("LB-NT-02", "QH"),
-			[]byte("\x00\xff\xfe rác không phải biên bản"), "", "payload", tally.RuleType, ""},
+			[]byte("\x00\xff\xfe rác không phải biên bản"), "", "payload", tally.RuleType, "LB-NT-02"},
 		{"truncated JSON", subject("LB-NT-02", "QH"),
-			qhFinal["LB-NT-02"].json()[:40], "", "payload", tally.RuleType, ""},
+			qhFinal["LB-NT-02"].json()[:40], "", "payload", tally.RuleType, "LB-NT-02"},
 		{"binary magic then garbage", subject("LB-TB-01", "QH"),
-			[]byte{events.BinaryMagic, 0x7f, 1, 2, 3}, "", "payload", tally.RuleType, ""},
-		{"empty payload", subject("LB-TB-02", "QH"), []byte{}, "", "payload", tally.RuleType, ""},
+			[]byte{events.BinaryMagic, 0x7f, 1, 2, 3}, "", "payload", tally.RuleType, "LB-TB-01"},
+		{"empty payload", subject("LB-TB-02", "QH"), []byte{}, "", "payload", tally.RuleType, "LB-TB-02"},
 	}
 	var seqs []uint64
 	for _, tt := range tests {
@@ -1607,7 +1607,7 @@ func TestRejectionsOfMinutesPublishedToNATS(t *testing.T) {
 		ts.waitApplied(dup)
 		v, _ := ts.station("QH", "LB-BD-01")
 		mustEqual(t, "history of LB-BD-01", v.History, []historyEntry{
-			{base, 1, "final", "applied"}, {seqs[1], 5, "final", "rejected"}, {dup, 1, "final", "duplicate"},
+			{base, 1, "final", "applied"}, {seqs[2], 1, "final", "rejected"}, {dup, 1, "final", "duplicate"},
 		})
 		mustEqual(t, "status", ts.status(), statusAnswer{
 			Election: electionID, StreamSeq: dup, AppliedSeq: dup, Applied: 2, Rejected: uint64(len(tests)), Duplicates: 1,

@@ -596,6 +596,7 @@ func TestExternalNATSWithIdentities(t *testing.T) {
 
 	ts := startServer(t, func(c *server.Config) {
 		c.Election, c.NATSURL, c.GatewayNATS, c.AggregatorNATS = e, ext.ClientURL(), &gw, &agg
+		c.NATSUsers = nil // the external server's configuration admits its own
 	})
 	ts.e = e
 	if !ts.srv.NATSAuth() {
