@@ -65,7 +65,9 @@ func TestServeRefusesSharedSeal(t *testing.T) {
 	second := stations[1].(map[string]any)
 	second["seal"] = first["seal"]
 	writeJSONFile(t, electionFile, file)
-	r := runInProcess("serve", "--election", electionFile, "--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "none")
+	// A server that accepts the file keeps running: the time limit only
+	// ends that failure.
+	r := runTally(t, 60*time.Second, nil, "serve", "--election", electionFile, "--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "none")
 	t.Logf("attack %q: exit %d, %s", "two stations with one seal", r.code, strings.TrimSpace(r.stderr))
 	if r.code != 1 || !strings.Contains(r.stderr, first["id"].(string)) || !strings.Contains(r.stderr, second["id"].(string)) || !strings.Contains(r.stderr, "seal") {
 		t.Errorf("exit %d, stderr %q; want 1, naming stations %s and %s and their seal", r.code, r.stderr, first["id"], second["id"])
