@@ -170,6 +170,7 @@ func Users(e *tally.Election, roles Roles, authorized ...Authorized) []*server.N
 			Publish: &server.SubjectPermission{Allow: []string{
 				"$JS.API.INFO",
 				"$JS.API.STREAM.*." + stream,
+				"$JS.API.STREAM.MSG.GET." + stream,      // when a message was stored (the dashboard's times)
 				"$JS.API.CONSUMER.*." + stream + ".>",   // CREATE, INFO, DELETE
 				"$JS.API.CONSUMER.*.*." + stream + ".>", // MSG.NEXT, DURABLE.CREATE
 				"$JS.ACK." + stream + ".>",
