@@ -132,3 +132,19 @@ func TestVersionBound(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkVerifySealForgery: what a forged signature costs the checker,
+// on partial minutes without votes or reason (where a checker trying the
+// equivalent forms would try four).
+func BenchmarkVerifySealForgery(b *testing.B) {
+	k1, k2 := newStationKey(b, 1), newStationKey(b, 2)
+	e := sealedElection(b, k1, k2)
+	m := tally.Minutes{Election: "hn-2021", Contest: "QH", Station: "LB-NT-01", Version: 1, Status: tally.Partial,
+		Counts: tally.Counts{Registered: 1850, Voted: 10, Issued: 10, Received: 10, Valid: 10}, Present: tally.HasAllCounts}
+	m.Signature = k2.sign([]byte("forged"))
+	for b.Loop() {
+		if events.VerifySeal(e, st01, &m) == nil {
+			b.Fatal("forgery verified")
+		}
+	}
+}
