@@ -353,12 +353,13 @@ func Compare(f *Fold, store *projections.Store, meta projections.Meta) (*Report,
 			diff("message", rec.Contest, id, "outcome", p.outcome, rec.Outcome)
 			continue
 		}
-		// Only a station voting in the contest has a history there.
-		_, voter := f.unitOf[rec.Contest][rec.Station]
-		if p.station != "" && (p.station != rec.Station || p.contest != rec.Contest) {
-			diff("message", rec.Contest, id, "station", p.contest+"/"+p.station, rec.Contest+"/"+rec.Station)
+		// Only a station voting in the contest has a history there: the
+		// station of the subject, whoever the payload names.
+		_, voter := f.unitOf[rec.InContest][rec.InStation]
+		if p.station != "" && (p.station != rec.InStation || p.contest != rec.InContest) {
+			diff("message", rec.Contest, id, "station", p.contest+"/"+p.station, rec.InContest+"/"+rec.InStation)
 		} else if p.station == "" && voter {
-			diff("message", rec.Contest, id, "history", "not in the history of station "+rec.Station, "in it")
+			diff("message", rec.Contest, id, "history", "not in the history of station "+rec.InStation, "in it")
 		}
 		if p.version != rec.Version {
 			diff("message", rec.Contest, id, "version", p.version, rec.Version)

@@ -41,9 +41,13 @@ type Record struct {
 	// Station, Contest, Version and Status are as the payload gives them
 	// ("" and 0 when it could not be decoded).
 	Station, Contest string
-	Version          int64
-	Status           tally.Status
-	Outcome          Outcome
+	// InStation and InContest name the history that holds the record: the
+	// payload's station and contest, but for a rejected message the
+	// subject's (whoever published it), as the projections do.
+	InStation, InContest string
+	Version              int64
+	Status               tally.Status
+	Outcome              Outcome
 	// Violations lists every broken rule of a rejected message.
 	Violations []tally.Violation
 	// Sealed: the payload names a station with a seal, so its signature
@@ -147,6 +151,7 @@ func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 	events.Admit(f.e, subject, data, a)
 	m := &a.Minutes
 	rec.Station, rec.Contest = f.intern(m.Station, m.Contest)
+	rec.InStation, rec.InContest = rec.Station, rec.Contest
 	rec.Version, rec.Status = m.Version, m.Status
 	rec.Sealed = a.Sealed
 	if a.Sealed {
@@ -188,6 +193,9 @@ func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 
 func (f *Fold) reject(rec Record, viol []tally.Violation) Record {
 	rec.Outcome = Rejected
+	if st, ct, ok := events.ParseSubject(f.e.ID, rec.Subject); ok {
+		rec.InStation, rec.InContest = f.intern(st, ct)
+	}
 	rec.Violations = viol
 	f.counts.Rejected++
 	f.records = append(f.records, rec)

@@ -381,10 +381,18 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 		return Skipped, fmt.Errorf("stage rejection: %w", err)
 	}
 	f.meta.Rejected++
-	// Only the history of a station voting in the contest gets the entry;
-	// anything else would only let a stranger write keys.
-	if s, ok := f.e.StationIndex(m.Station); ok {
-		if c, ok := f.e.ContestIndex(m.Contest); ok {
+	// The entry goes into the history of whoever published: the station
+	// of the subject (a station may publish only on its own), not the one
+	// the payload names, whose history a neighbour could otherwise fill.
+	// Only the history of a station voting in the contest gets it; ids
+	// that do not exist, or a station outside the contest, would only let
+	// a stranger write keys.
+	station, contest := m.Station, m.Contest
+	if st, ct, ok := events.ParseSubject(f.e.ID, msg.Subject); ok {
+		station, contest = st, ct
+	}
+	if s, ok := f.e.StationIndex(station); ok {
+		if c, ok := f.e.ContestIndex(contest); ok {
 			if v, ok := f.e.Voter(c, s); ok {
 				f.history(c, v, msg.Seq, Rejected)
 			}

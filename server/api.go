@@ -52,16 +52,22 @@ func (s *Server) routes() http.Handler {
 	}))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", s.metrics.instrument("dashboard", dashboard().ServeHTTP))
-	return securityHeaders(mux)
+	return securityHeaders(mux, s.tls)
 }
 
 // securityHeaders sets, on every answer, the headers that keep a browser
 // from sniffing a JSON answer into HTML, framing the dashboard, or sending
-// its address elsewhere. API answers get a CSP that allows nothing; the
-// dashboard replaces it with its own.
-func securityHeaders(next http.Handler) http.Handler {
+// its address elsewhere, and, over TLS, from ever using plain HTTP for
+// this host again (HSTS). API answers get a CSP that allows nothing; the
+// dashboard replaces it with its own. A request that carried both
+// Content-Length and Transfer-Encoding gets its connection closed.
+func securityHeaders(next http.Handler, tls bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		closeSmuggled(w, r)
 		h := w.Header()
+		if tls {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
@@ -136,6 +142,11 @@ type ErrorsResponse struct {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	// A page on another site must not submit through its visitor's
+	// browser, which can reach a tally on loopback.
+	if !s.checkSubmitHeaders(w, r) {
+		return
+	}
 	// With an operator token, a client that does not sign needs it; a
 	// wrong one is refused at once, whatever the body holds.
 	authed := s.cfg.Token == ""
@@ -234,6 +245,10 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "2")
 		writeError(w, http.StatusServiceUnavailable, "JetStream did not store the minutes; retry the same request: "+err.Error())
 		return
+	}
+	if pub.Claimed > 0 {
+		s.cfg.Logger.Warn("minutes whose message id another NATS publisher had already used were published again without one; they are stored",
+			"minutes", pub.Claimed, "seq", pub.Seq)
 	}
 	s.adm.noteStored(pub.Seq)
 	writeJSON(w, http.StatusAccepted, SubmitResponse{Accepted: len(ms), Seq: pub.Seq, Duplicates: pub.Duplicates})

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/server"
 	"github.com/tallyvn/tally/tally"
@@ -120,6 +121,7 @@ type testServer struct {
 	srv    *server.Server
 	url    string
 	client *http.Client
+	nats   broker.Identity // admitted to publish any station's minutes over NATS
 }
 
 // startServer starts a server on a fresh data directory; configure, if not
@@ -127,7 +129,14 @@ type testServer struct {
 func startServer(t *testing.T, configure func(*server.Config)) *testServer {
 	t.Helper()
 	e := parseElection(t)
-	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"}
+	// An identity the operator admits to NATS (the listener never admits
+	// anonymous clients), for the tests that publish straight to NATS.
+	op, err := broker.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none",
+		NATSUsers: []broker.Authorized{{Key: op.Public}}}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -139,7 +148,7 @@ func startServer(t *testing.T, configure func(*server.Config)) *testServer {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	ts := &testServer{t: t, e: e, srv: srv, url: "http://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second}}
+	ts := &testServer{t: t, e: e, srv: srv, url: "http://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second}, nats: op}
 	t.Cleanup(func() {
 		ts.client.CloseIdleConnections()
 		cancel()
@@ -1009,7 +1018,7 @@ func TestStatusCountsAfterKnownWorkload(t *testing.T) {
 // its stream sequence.
 func publish(t *testing.T, ts *testServer, subject string, data []byte) uint64 {
 	t.Helper()
-	nc, err := nats.Connect(ts.srv.NATSURL())
+	nc, err := nats.Connect(ts.srv.NATSURL(), ts.nats.Option())
 	if err != nil {
 		t.Fatalf("connect to %q: %v", ts.srv.NATSURL(), err)
 	}
@@ -1550,23 +1559,23 @@ func TestRejectionsOfMinutesPublishedToNATS(t *testing.T) {
 		station    string // of the rejection
 		field      string
 		rule       string
-		historyFor string // station whose history records it, "" for none
+		historyFor string // station whose history records it: the subject's (the publisher's), else the payload's
 	}{
 		{"minutes breaking a rule on the proper subject", subject("LB-BD-02", "QH"),
 			qhFinal["LB-BD-02"].with("invalid", 11).json(), "LB-BD-02", "valid", tally.RuleValidInvalid, "LB-BD-02"},
 		{"valid minutes of another station", subject("LB-BD-02", "QH"),
-			qhFinal["LB-BD-01"].with("version", 5).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-01"},
+			qhFinal["LB-BD-01"].with("version", 5).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-02"},
 		{"valid minutes of another contest", subject("LB-BD-01", "QH"),
 			minutes("HDND-LB", "LB-BD-01", 1, "final", counts{1000, 900, 900, 900, 880, 20}, q1Votes(600, 500, 500)).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-01"},
 		{"valid minutes on a subject of the wrong shape", events.SubjectPrefix(electionID) + "LB.LB-NT-01",
 			qhFinal["LB-NT-01"].json(), "LB-NT-01", "station", tally.RuleSubject, "LB-NT-01"},
 		{"garbage bytes", subject("LB-NT-02", "QH"),
-			[]byte("\x00\xff\xfe rác không phải biên bản"), "", "payload", tally.RuleType, ""},
+			[]byte("\x00\xff\xfe rác không phải biên bản"), "", "payload", tally.RuleType, "LB-NT-02"},
 		{"truncated JSON", subject("LB-NT-02", "QH"),
-			qhFinal["LB-NT-02"].json()[:40], "", "payload", tally.RuleType, ""},
+			qhFinal["LB-NT-02"].json()[:40], "", "payload", tally.RuleType, "LB-NT-02"},
 		{"binary magic then garbage", subject("LB-TB-01", "QH"),
-			[]byte{events.BinaryMagic, 0x7f, 1, 2, 3}, "", "payload", tally.RuleType, ""},
-		{"empty payload", subject("LB-TB-02", "QH"), []byte{}, "", "payload", tally.RuleType, ""},
+			[]byte{events.BinaryMagic, 0x7f, 1, 2, 3}, "", "payload", tally.RuleType, "LB-TB-01"},
+		{"empty payload", subject("LB-TB-02", "QH"), []byte{}, "", "payload", tally.RuleType, "LB-TB-02"},
 	}
 	var seqs []uint64
 	for _, tt := range tests {
@@ -1646,7 +1655,7 @@ func TestRejectionsOfMinutesPublishedToNATS(t *testing.T) {
 		ts.waitApplied(dup)
 		v, _ := ts.station("QH", "LB-BD-01")
 		mustEqual(t, "history of LB-BD-01", v.History, []historyEntry{
-			{base, 1, "final", "applied"}, {seqs[1], 5, "final", "rejected"}, {dup, 1, "final", "duplicate"},
+			{base, 1, "final", "applied"}, {seqs[2], 1, "final", "rejected"}, {dup, 1, "final", "duplicate"},
 		})
 		mustEqual(t, "status", ts.status(), statusAnswer{
 			Election: electionID, StreamSeq: dup, AppliedSeq: dup, Applied: 2, Rejected: uint64(len(tests)), Duplicates: 1,

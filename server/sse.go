@@ -332,6 +332,14 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "streaming not supported: "+err.Error())
 		return
 	}
+	ip := remoteIP(r)
+	if why := s.streams.acquire(ip); why != "" {
+		s.metrics.sseRefused.Inc()
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, why+"; try again later")
+		return
+	}
+	defer s.streams.release(ip)
 	c := &sseClient{h: h, filter: f, signal: make(chan struct{}, 1)}
 	c.mu.pending = map[projections.Ref]struct{}{}
 

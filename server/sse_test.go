@@ -44,7 +44,9 @@ func longBien(t testing.TB) (*tally.Election, [][]byte) {
 func liveServer(t testing.TB, e *tally.Election) (*Server, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"})
+	// The tests play hundreds of stream clients from one address.
+	srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none",
+		MaxStreams: 1 << 20, MaxStreamsPerClient: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

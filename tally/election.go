@@ -210,7 +210,31 @@ func Parse(data []byte) (*Election, error) {
 	if err := e.compile(); err != nil {
 		return nil, err
 	}
+	if p := sharedSeals(&e); len(p) > 0 {
+		return nil, &ElectionError{Problems: p}
+	}
 	return &e, nil
+}
+
+// sharedSeals lists the stations whose seal another station already has
+// (CONTRACT §7a): one key would sign for both, and the NATS identity the
+// seal is would publish for either.
+func sharedSeals(e *Election) []string {
+	var p []string
+	first := map[string]int{}
+	for i := range e.Stations {
+		seal := e.Stations[i].Seal
+		if seal == "" {
+			continue
+		}
+		if j, ok := first[seal]; ok {
+			p = append(p, fmt.Sprintf("stations[%d] %q: seal is the same as the seal of stations[%d] %q; each station needs its own key (tally keys new)",
+				i, e.Stations[i].ID, j, e.Stations[j].ID))
+			continue
+		}
+		first[seal] = i
+	}
+	return p
 }
 
 // ElectionError lists every problem found in an election file.
