@@ -1,0 +1,121 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyvn/tally/broker"
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/tally"
+)
+
+// provincesElection has k provinces, one commune and one station each, and
+// one National Assembly unit per province.
+func provincesElection(t *testing.T, k int) *tally.Election {
+	t.Helper()
+	var areas, stations, units []string
+	for i := range k {
+		p := fmt.Sprintf("P%02d", i)
+		areas = append(areas, fmt.Sprintf(`{"id":%q,"name":"Tỉnh %d","level":"province"},{"id":"%s-X","name":"Xã","level":"commune","parent":%[1]q}`, p, i, p))
+		stations = append(stations, fmt.Sprintf(`{"id":"%s-1","name":"Khu vực 1","area":"%s-X","registered":100}`, p, p))
+		units = append(units, fmt.Sprintf(`{"id":"QH-%s","name":"Đơn vị","seats":1,"areas":[%q],"stations":[],"candidates":[{"id":"A-%[1]s","name":"A","born":"1970-01-01"},{"id":"B-%[1]s","name":"B","born":"1970-01-01"}]}`, p, p))
+	}
+	e, err := tally.Parse([]byte(`{"id":"vn","name":"Bầu cử","date":"2026-03-15","levels":["province","commune"],"areas":[` +
+		strings.Join(areas, ",") + `],"stations":[` + strings.Join(stations, ",") + `],"contests":[{"id":"QH","name":"Quốc hội","level":"national","units":[` +
+		strings.Join(units, ",") + `]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func jsOf(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestPartitionStreamsAreFixedAtCreation: --partitions 4 creates four
+// streams, each holding the minutes of its provinces; a start with 4
+// again uses them; a start with another N is refused, saying what exists,
+// and creates nothing.
+func TestPartitionStreamsAreFixedAtCreation(t *testing.T) {
+	e := provincesElection(t, 12)
+	js := jsOf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	streams, err := broker.EnsurePartitionStreams(ctx, js, e, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(streams) != 4 {
+		t.Fatalf("%d streams", len(streams))
+	}
+	want := make([]uint64, 4)
+	for s := range e.Stations {
+		if _, err := js.Publish(ctx, events.Subject(e, s, "QH"), []byte("{}")); err != nil {
+			t.Fatalf("publish for %s: %v", e.Stations[s].ID, err)
+		}
+		want[events.StationPartition(e, s, 4)]++
+	}
+	for p, st := range streams {
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.Name != events.PartitionStreamName(e.ID, p, 4) || info.State.Msgs != want[p] {
+			t.Errorf("partition %d: stream %s holds %d, want %s holding %d", p, info.Config.Name, info.State.Msgs, events.PartitionStreamName(e.ID, p, 4), want[p])
+		}
+	}
+	if _, err := broker.EnsurePartitionStreams(ctx, js, e, 4, 1); err != nil {
+		t.Fatalf("a second start with the same N: %v", err)
+	}
+	for _, n := range []int{1, 2, 8} {
+		_, err := broker.EnsurePartitionStreams(ctx, js, e, n, 1)
+		if !errors.Is(err, broker.ErrPartitionMismatch) || !strings.Contains(err.Error(), "TALLY_vn_P0") || !strings.Contains(err.Error(), "--partitions 4") {
+			t.Fatalf("a start with --partitions %d: %v, want a refusal naming the 4 streams", n, err)
+		}
+	}
+	names := js.StreamNames(ctx)
+	var got []string
+	for name := range names.Name() {
+		got = append(got, name)
+	}
+	if len(got) != 4 {
+		t.Fatalf("streams after the refused starts: %v", got)
+	}
+}
+
+// TestOneStreamRefusesPartitions: a v1 stream (--partitions 1) stays one.
+func TestOneStreamRefusesPartitions(t *testing.T) {
+	e := provincesElection(t, 3)
+	js := jsOf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := broker.EnsurePartitionStreams(ctx, js, e, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := broker.EnsurePartitionStreams(ctx, js, e, 4, 1)
+	if !errors.Is(err, broker.ErrPartitionMismatch) || !strings.Contains(err.Error(), "TALLY_vn (--partitions 1)") {
+		t.Fatalf("--partitions 4 over one stream: %v", err)
+	}
+}
