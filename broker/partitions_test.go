@@ -119,3 +119,55 @@ func TestOneStreamRefusesPartitions(t *testing.T) {
 		t.Fatalf("--partitions 4 over one stream: %v", err)
 	}
 }
+
+// TestPartitionedPublisherPositions: the gateway's publisher sends each
+// minutes to its province's partition and says, for each partition the
+// submission touched, the position of its last minutes there; seq is
+// their sum. The same submission again is a duplicate in every partition.
+func TestPartitionedPublisherPositions(t *testing.T) {
+	e := provincesElection(t, 12)
+	js := jsOf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	streams, err := broker.EnsurePartitionStreams(ctx, js, e, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []tally.Minutes
+	for s := range e.Stations {
+		if s%3 == 0 {
+			continue // leave some partition stream shorter than another
+		}
+		ms = append(ms, tally.Minutes{Election: e.ID, Contest: "QH", Station: e.Stations[s].ID, Version: 1, Status: tally.Partial})
+	}
+	pub := events.NewPartitionedPublisher(js, e, 4)
+	got, err := pub.Publish(ctx, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]uint64{}
+	var sum uint64
+	for p, st := range streams {
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.LastSeq > 0 {
+			want[p] = info.State.LastSeq
+			sum += info.State.LastSeq
+		}
+	}
+	if len(want) < 2 {
+		t.Fatalf("the minutes touched partitions %v: the test would prove little", want)
+	}
+	if fmt.Sprint(got.Positions) != fmt.Sprint(want) || got.Seq != sum {
+		t.Fatalf("published %+v, want positions %v and seq %d", got, want, sum)
+	}
+	again, err := pub.Publish(ctx, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Duplicates != len(ms) || fmt.Sprint(again.Positions) != fmt.Sprint(want) {
+		t.Fatalf("published again %+v, want %d duplicates at %v", again, len(ms), want)
+	}
+}
