@@ -37,6 +37,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyvn/tally/bench/workload"
@@ -65,6 +66,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Progress, if set, receives a line every second.
 	Progress io.Writer
+	// StallWindow is how long the server may make no progress at all (its
+	// stream not growing, its fold not applying, no minutes answered 202)
+	// while stations still wait for it, before Run gives up. Every wait is
+	// bounded by this, never by a count of attempts or a fixed time, so a
+	// slow machine makes a run longer, not a failure. Default 2 minutes.
+	StallWindow time.Duration
 }
 
 func (c *Config) ensureDefaults() {
@@ -76,6 +83,59 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.Scale == 0 {
 		c.Scale = 0.05
+	}
+	if c.StallWindow <= 0 {
+		c.StallWindow = 2 * time.Minute
+	}
+}
+
+// progress records when the server last moved: its stream grew, its fold
+// applied, or a submission was answered 202.
+type progress struct {
+	last            atomic.Int64 // UnixNano
+	stream, applied atomic.Uint64
+}
+
+func newProgress() *progress {
+	p := &progress{}
+	p.mark()
+	return p
+}
+
+func (p *progress) mark() { p.last.Store(time.Now().UnixNano()) }
+
+// idle returns how long ago the server last made progress.
+func (p *progress) idle() time.Duration {
+	return time.Since(time.Unix(0, p.last.Load()))
+}
+
+// watch polls the server's status until ctx is done and marks progress
+// whenever the stream or the fold moved.
+func (r *runner) watch(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/api/v1/status", nil)
+		if err != nil {
+			return
+		}
+		if resp, err := r.client.Do(req); err == nil {
+			var st server.Status
+			if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil {
+				if st.StreamSeq > r.progress.stream.Load() || st.AppliedSeq > r.progress.applied.Load() {
+					r.progress.stream.Store(st.StreamSeq)
+					r.progress.applied.Store(st.AppliedSeq)
+					r.progress.mark()
+				}
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 
@@ -175,6 +235,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		MaxIdleConns: cfg.Stations + 16, MaxIdleConnsPerHost: cfg.Stations + 16, IdleConnTimeout: time.Minute,
 	}}
 	defer r.client.CloseIdleConnections()
+	r.progress = newProgress()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		r.watch(watchCtx)
+	}()
+	defer func() {
+		stopWatch()
+		<-watchDone
+	}()
 	if err := r.play(ctx); err != nil {
 		return r.rep, err
 	}
@@ -185,11 +256,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 type runner struct {
-	cfg    Config
-	e      *tally.Election
-	base   string
-	client *http.Client
-	rep    *Report
+	cfg      Config
+	e        *tally.Election
+	base     string
+	client   *http.Client
+	rep      *Report
+	progress *progress
 
 	mu struct {
 		sync.Mutex
@@ -431,6 +503,7 @@ func (r *runner) station(ctx context.Context, s int, start, partialsEnd time.Tim
 		}
 		code, ra, kind := r.post(ctx, body)
 		if code == http.StatusAccepted {
+			r.progress.mark()
 			for _, m := range batch {
 				r.accepted[s] = append(r.accepted[s], acceptedVersion{m.Contest, m.Version})
 			}
@@ -458,18 +531,26 @@ func (r *runner) station(ctx context.Context, s int, start, partialsEnd time.Tim
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(2*r.cfg.Duration + time.Minute)
+	// Every refusal is honoured for as long as the server makes progress
+	// (the stream grows or the fold applies): a slow machine only makes
+	// this take longer. Only a server that stands still for StallWindow
+	// while refusing fails the run.
 	for attempt := int64(1); ; attempt++ {
 		code, ra, kind := r.post(ctx, body)
 		if code == http.StatusAccepted {
+			r.progress.mark()
 			break
 		}
 		r.countError(kind)
 		if code == http.StatusUnprocessableEntity || code == http.StatusBadRequest {
 			return fmt.Errorf("load: finals of station %s refused as invalid (%d)", r.e.Stations[s].ID, code)
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("load: finals of station %s not stored after %d attempts (last: %s)", r.e.Stations[s].ID, attempt, kind)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if idle := r.progress.idle(); idle > r.cfg.StallWindow {
+			return fmt.Errorf("load: finals of station %s not stored: the server made no progress for %s (stream %d, applied %d) while refusing them, %d attempts (last: %s)",
+				r.e.Stations[s].ID, idle.Round(time.Second), r.progress.stream.Load(), r.progress.applied.Load(), attempt, kind)
 		}
 		wait(ctx, ra, attempt)
 	}
@@ -505,8 +586,8 @@ func (r *runner) check(ctx context.Context, srv *server.Server) error {
 		if st.AppliedSeq >= st.StreamSeq {
 			break
 		}
-		if time.Since(finished) > 5*time.Minute {
-			return fmt.Errorf("load: the fold did not catch up within 5 minutes: %+v", st)
+		if idle := r.progress.idle(); idle > r.cfg.StallWindow {
+			return fmt.Errorf("load: the fold stopped catching up: no progress for %s: %+v", idle.Round(time.Second), st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -643,8 +724,12 @@ func (r *runner) getJSON(ctx context.Context, path string, v any) error {
 		if err != nil {
 			return err
 		}
-		if resp.StatusCode == http.StatusServiceUnavailable && attempt < 50 {
-			time.Sleep(100 * time.Millisecond)
+		if resp.StatusCode == http.StatusServiceUnavailable && r.progress.idle() <= r.cfg.StallWindow {
+			var ra time.Duration
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+				ra = time.Duration(s) * time.Second
+			}
+			wait(ctx, ra, int64(attempt))
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
