@@ -37,6 +37,7 @@
 //
 //	m                                meta: checkpoint and outcome counters
 //	e                                fingerprint of the election file
+//	i                                the election id (for the message when the fingerprint differs)
 //	s/<contest>\x00<station>         current minutes (canonical binary form)
 //	h/<contest>\x00<station>\x00<seq> history entry (version, status, outcome)
 //	r/<seq>                          rejection (JSON)

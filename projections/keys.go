@@ -12,6 +12,7 @@ import (
 var (
 	keyMeta        = []byte("m")
 	keyFingerprint = []byte("e")
+	keyElectionID  = []byte("i") // the election's id, for messages
 )
 
 const (
