@@ -165,7 +165,11 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "stations %d (%d contests), partials for %s then finals\n", r.Stations, r.Contests, r.Duration)
 	fmt.Fprintf(&b, "requests answered 202: %d (%d minutes); %.0f requests/s overall, slowest second %.0f/s\n", r.Accepted, r.Minutes, r.RequestsPerSec, r.MinPerSec)
 	fmt.Fprintf(&b, "latency of 202 answers: p50 %s, p99 %s, max %s\n", r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
-	fmt.Fprintf(&b, "fold lag p99 ≤ %s; fold caught up %s after the last final; stream %d, applied %d\n", r.FoldLagP99, r.Drain.Round(time.Millisecond), r.StreamSeq, r.AppliedSeq)
+	lag := "≤ " + r.FoldLagP99.String()
+	if r.FoldLagP99 == time.Duration(math.MaxInt64) {
+		lag = "above the histogram's largest bucket"
+	}
+	fmt.Fprintf(&b, "fold lag p99 %s; fold caught up %s after the last final; stream %d, applied %d\n", lag, r.Drain.Round(time.Millisecond), r.StreamSeq, r.AppliedSeq)
 	fmt.Fprintf(&b, "peak RSS %.0f MiB (server and stations in one process), peak Go heap in use %.0f MiB\n", float64(r.PeakRSS)/(1<<20), float64(r.PeakHeap)/(1<<20))
 	kinds := make([]string, 0, len(r.Errors))
 	for k := range r.Errors {

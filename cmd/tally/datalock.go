@@ -46,6 +46,6 @@ func lockProjections(dataDir, cmd string, create bool) (*pebble.Lock, error) {
 // lockedError is the message of serve, verify and rebuild when another
 // process holds the data directory.
 func lockedError(dataDir, cmd string, err error) error {
-	return fmt.Errorf("the projections under %s are locked by another process: a tally serve (or verify, or rebuild) is using this data directory; stop it first (%s must be the only process using --data %s): %v",
+	return fmt.Errorf("the projections under %s are locked by another process: stop tally serve first (or the verify or rebuild running on it); %s must be the only process using --data %s (%v)",
 		dataDir, cmd, dataDir, err)
 }

@@ -29,7 +29,7 @@ func TestRebuildRefusesBesideLiveServe(t *testing.T) {
 		if res.code != exitFailed {
 			t.Errorf("tally %s beside a live serve exited %d, want 1\nstdout:\n%s\nstderr:\n%s", cmd, res.code, res.stdout, res.stderr)
 		}
-		for _, want := range []string{"locked by another process", "stop it first", cmd + " must be the only process using --data"} {
+		for _, want := range []string{"locked by another process", "stop tally serve first", cmd + " must be the only process using --data"} {
 			if !strings.Contains(res.stderr, want) {
 				t.Errorf("tally %s beside a live serve: stderr lacks %q:\n%s", cmd, want, res.stderr)
 			}

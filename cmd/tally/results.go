@@ -271,7 +271,7 @@ func printList(w io.Writer, e *electionView, only string) {
 		if only != "" && c.ID != only {
 			continue
 		}
-		fmt.Fprintf(w, "\ncontest %s: %s, %d units\n", c.ID, c.Name, len(c.Units))
+		fmt.Fprintf(w, "\ncontest %s: %s, %s\n", c.ID, c.Name, plural(len(c.Units), "unit", "units"))
 		rows := [][]string{{"UNIT", "NAME", "SEATS", "CANDIDATES"}}
 		for _, u := range c.Units {
 			rows = append(rows, []string{u.ID, u.Name, group(int64(u.Seats)), group(int64(len(u.Candidates)))})

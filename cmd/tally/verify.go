@@ -87,9 +87,6 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 		if locked(err) {
 			return fail("%v", lockedError(*dataDir, "verify", err))
 		}
-		if errors.Is(err, projections.ErrElectionMismatch) {
-			return fail("%v\n(the projections were built from another election file than %s)", err, *electionFile)
-		}
 		return fail("%v", err)
 	}
 	defer store.Close()
