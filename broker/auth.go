@@ -100,6 +100,7 @@ func Users(e *tally.Election, roles Roles) []*server.NkeyUser {
 			Publish: &server.SubjectPermission{Allow: []string{
 				"$JS.API.INFO",
 				"$JS.API.STREAM.*." + stream,
+				"$JS.API.STREAM.MSG.GET." + stream,      // when a message was stored (the dashboard's times)
 				"$JS.API.CONSUMER.*." + stream + ".>",   // CREATE, INFO, DELETE
 				"$JS.API.CONSUMER.*.*." + stream + ".>", // MSG.NEXT, DURABLE.CREATE
 				"$JS.ACK." + stream + ".>",

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -121,19 +123,65 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
-// Dial connects to an external NATS server or cluster, retrying in the
-// background on disconnection.
-func Dial(url, name string, opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false)}, opts...)
-	nc, err := nats.Connect(url, opts...)
+// ReconnectWait is how long a connection to an external server waits
+// between attempts to reconnect, before jitter. A cluster elects a new
+// stream leader in a few seconds; a short wait lets tally publish again
+// soon after, and the jitter keeps many clients from reconnecting in step.
+const ReconnectWait = 250 * time.Millisecond
+
+// Dial connects to an external NATS server or cluster. urls is one URL or
+// several separated by commas (members of one cluster: the client tries
+// them all, and learns the others from the cluster). Once connected it
+// reconnects forever, to any member, every ReconnectWait plus jitter.
+func Dial(urls, name string, opts ...nats.Option) (*nats.Conn, error) {
+	if err := CheckURLs(urls); err != nil {
+		return nil, err
+	}
+	opts = append([]nats.Option{
+		nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		nats.ReconnectWait(ReconnectWait), nats.ReconnectJitter(100*time.Millisecond, time.Second),
+	}, opts...)
+	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w", urls, err)
 	}
 	return nc, nil
 }
 
+// CheckURLs checks a comma-separated list of NATS server URLs
+// ("nats://host:port", "tls://host:port", or "host:port").
+func CheckURLs(urls string) error {
+	for i, u := range strings.Split(urls, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			return fmt.Errorf("nats URL list %q: URL %d is empty", urls, i+1)
+		}
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		p, err := url.Parse(u)
+		if err != nil {
+			return fmt.Errorf("nats URL %d of %q: %w", i+1, urls, err)
+		}
+		switch p.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("nats URL %d of %q: scheme %q (want nats, tls, ws or wss)", i+1, urls, p.Scheme)
+		}
+		if p.Host == "" {
+			return fmt.Errorf("nats URL %d of %q: no host", i+1, urls)
+		}
+	}
+	return nil
+}
+
+// ErrStreamMismatch is returned by EnsureStream when the stream exists with
+// a configuration tally cannot use: waiting does not cure it.
+var ErrStreamMismatch = errors.New("broker: the stream exists with another configuration")
+
 // EnsureStream creates the stream described by cfg if it is missing and
-// returns it. An existing stream is left as it is (its subjects must match).
+// returns it. An existing stream is left as it is (its subjects must match,
+// or the error is ErrStreamMismatch).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	st, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -148,10 +196,10 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	}
 	got := st.CachedInfo().Config
 	if len(got.Subjects) != 1 || got.Subjects[0] != cfg.Subjects[0] {
-		return nil, fmt.Errorf("stream %s exists with subjects %v, want %v", cfg.Name, got.Subjects, cfg.Subjects)
+		return nil, fmt.Errorf("%w: stream %s exists with subjects %v, want %v", ErrStreamMismatch, cfg.Name, got.Subjects, cfg.Subjects)
 	}
 	if got.Storage != jetstream.FileStorage {
-		return nil, fmt.Errorf("stream %s exists with %v storage; tally needs file storage so minutes survive a restart", cfg.Name, got.Storage)
+		return nil, fmt.Errorf("%w: stream %s exists with %v storage; tally needs file storage so minutes survive a restart", ErrStreamMismatch, cfg.Name, got.Storage)
 	}
 	return st, nil
 }

@@ -50,4 +50,14 @@
 //
 // Queries read a Pebble snapshot, so the figures of a result and its
 // applied_seq always agree.
+//
+// # Nodes
+//
+// Several tally nodes may follow one stream (on a NATS cluster), each into
+// its own store with its own durable consumer, named after the node
+// (FoldConsumer). A consumer is only a cursor; the checkpoint is the truth:
+// at every start the Aggregator deletes and recreates its consumer to
+// deliver right after the checkpoint. It must only ever be its own:
+// deleting another node's would stop that node's fold. Every node's store
+// converges on the same bytes, since each folds the same stream in order.
 package projections

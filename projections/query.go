@@ -189,30 +189,36 @@ func (s *Store) readAggregate(key []byte, nvotes int) (aggregate, uint64, error)
 	if err != nil {
 		return aggregate{}, 0, err
 	}
+	a, err := readAggregateFrom(snap, key, nvotes)
+	return a, meta.Checkpoint, err
+}
+
+// readAggregateFrom reads the aggregate at key from r (zeros when absent).
+func readAggregateFrom(r reader, key []byte, nvotes int) (aggregate, error) {
 	var a aggregate
-	v, closer, err := snap.Get(key)
+	v, closer, err := r.Get(key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 		a.votes = make([]int64, nvotes)
 	case err != nil:
-		return aggregate{}, 0, fmt.Errorf("read aggregate: %w", err)
+		return aggregate{}, fmt.Errorf("read aggregate: %w", err)
 	default:
 		err = decodeAggregate(v, &a)
 		closer.Close()
 		if err != nil {
-			return aggregate{}, 0, err
+			return aggregate{}, err
 		}
 		if len(a.votes) != nvotes {
-			return aggregate{}, 0, fmt.Errorf("aggregate %q has %d votes, election says %d", key, len(a.votes), nvotes)
+			return aggregate{}, fmt.Errorf("aggregate %q has %d votes, election says %d", key, len(a.votes), nvotes)
 		}
 	}
-	return a, meta.Checkpoint, nil
+	return a, nil
 }
 
 // AreaResult returns the result of contest in area.
 // It returns tally.ErrUnknownContest or tally.ErrUnknownArea for unknown ids.
 func (s *Store) AreaResult(contest, area string) (*AreaResult, error) {
-	return s.areaResult(contest, area, true)
+	return s.areaResult(s, contest, area, true)
 }
 
 // AppendAreaJSON appends the JSON of AreaResult(contest, area) to dst and
@@ -220,14 +226,14 @@ func (s *Store) AreaResult(contest, area string) (*AreaResult, error) {
 // every changed area at every commit, provinces of tens of thousands of
 // candidates included.
 func (s *Store) AppendAreaJSON(dst []byte, contest, area string) ([]byte, uint64, error) {
-	res, err := s.areaResult(contest, area, false)
+	res, err := s.areaResult(s, contest, area, false)
 	if err != nil {
 		return dst, 0, err
 	}
 	return res.AppendJSON(dst), res.AppliedSeq, nil
 }
 
-func (s *Store) areaResult(contest, area string, withMap bool) (*AreaResult, error) {
+func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool) (*AreaResult, error) {
 	c, ok := s.e.ContestIndex(contest)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
@@ -236,7 +242,7 @@ func (s *Store) areaResult(contest, area string, withMap bool) (*AreaResult, err
 	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownArea, area)
 	}
-	agg, seq, err := s.readAggregate(appendIDKey(nil, prefixArea, contest, area), s.e.AreaVoteLen(c, ai))
+	agg, seq, err := r.readAggregate(appendIDKey(nil, prefixArea, contest, area), s.e.AreaVoteLen(c, ai))
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +276,10 @@ func (s *Store) areaResult(contest, area string, withMap bool) (*AreaResult, err
 // decided by the rules of CONTRACT §4.
 // It returns tally.ErrUnknownContest or tally.ErrUnknownUnit for unknown ids.
 func (s *Store) UnitResult(contest, unit string) (*UnitResult, error) {
+	return s.unitResult(s, contest, unit)
+}
+
+func (s *Store) unitResult(r aggregateReader, contest, unit string) (*UnitResult, error) {
 	c, ok := s.e.ContestIndex(contest)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
@@ -279,7 +289,7 @@ func (s *Store) UnitResult(contest, unit string) (*UnitResult, error) {
 		return nil, fmt.Errorf("%w %q in contest %q", tally.ErrUnknownUnit, unit, contest)
 	}
 	u := &s.e.Contests[c].Units[ui]
-	agg, seq, err := s.readAggregate(appendIDKey(nil, prefixUnit, contest, unit), len(u.Candidates))
+	agg, seq, err := r.readAggregate(appendIDKey(nil, prefixUnit, contest, unit), len(u.Candidates))
 	if err != nil {
 		return nil, err
 	}

@@ -32,11 +32,16 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("POST", "/api/v1/minutes", "minutes", s.handleSubmit)
 	handle("GET", "/api/v1/status", "status", s.handleStatus)
+	handle("GET", "/healthz", "healthz", s.handleHealthz) // health.go
+	handle("GET", "/readyz", "readyz", s.handleReadyz)
 	handle("GET", "/api/v1/election", "election", s.handleElection)
 	handle("GET", "/api/v1/contests/{contest}/areas/{area}", "area", s.handleArea)
 	handle("GET", "/api/v1/contests/{contest}/units/{unit}", "unit", s.handleUnit)
 	handle("GET", "/api/v1/contests/{contest}/stations/{station}", "station", s.handleStation)
 	handle("GET", "/api/v1/rejections", "rejections", s.handleRejections)
+	handle("GET", "/api/v1/contests/{contest}/areas/{area}/report", "area_report", s.handleAreaReport)
+	handle("GET", "/api/v1/contests/{contest}/units/{unit}/final", "unit_final", s.handleUnitFinal)
+	s.exportRoutes(handle)
 	handle("GET", "/api/v1/stream", "stream", func(w http.ResponseWriter, r *http.Request) {
 		if !s.withheld(w) {
 			s.handleStream(w, r)
@@ -194,6 +199,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		ms[i] = decoded[i].Minutes
 	}
 	if len(viol) > 0 {
+		s.recordRefusals(decoded, viol) // kept for officials, never in the stream
 		writeJSON(w, http.StatusUnprocessableEntity, ErrorsResponse{Errors: viol})
 		return
 	}
@@ -230,6 +236,9 @@ type Status struct {
 	Rejected   uint64 `json:"rejected"`
 	Duplicates uint64 `json:"duplicates"`
 	Stale      uint64 `json:"stale"`
+	// Refused counts the minutes the gateway refused (422), kept apart
+	// from the stream and listed in GET /api/v1/rejections.
+	Refused uint64 `json:"refused"`
 	// State is "rebuilding" (results withheld until the projections are
 	// rebuilt from the stream), "catching_up" (applying what the stream
 	// received while tally was stopped) or "ready".
@@ -253,7 +262,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Status{
 		Election: s.e.ID, StreamSeq: info.State.LastSeq, AppliedSeq: meta.Checkpoint,
 		Applied: meta.Applied, Rejected: meta.Rejected, Duplicates: meta.Duplicates, Stale: meta.Stale,
-		State: state,
+		Refused: s.refusals.Count(), State: state,
 	})
 }
 
@@ -293,7 +302,11 @@ func (s *Server) handleStation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.store.Station(r.PathValue("contest"), r.PathValue("station"))
-	s.writeResult(w, res, err)
+	if err != nil {
+		s.writeResult(w, nil, err)
+		return
+	}
+	s.writeResult(w, s.timedStation(r.Context(), res), nil)
 }
 
 func (s *Server) handleRejections(w http.ResponseWriter, r *http.Request) {
@@ -307,7 +320,7 @@ func (s *Server) handleRejections(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := s.store.Rejections(station)
+	res, err := s.rejections(station) // the fold's and the gateway's
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

@@ -26,6 +26,10 @@ type metrics struct {
 	httpLatency *prometheus.HistogramVec
 	sseClients  prometheus.Gauge
 	sseDropped  prometheus.Counter
+	// refusals and refusalsLost count the gateway's 422 refusals recorded
+	// for officials, and those the full log could not keep.
+	refusals     prometheus.Counter
+	refusalsLost prometheus.Counter
 }
 
 func newMetrics(store *projections.Store) *metrics {
@@ -37,7 +41,7 @@ func newMetrics(store *projections.Store) *metrics {
 			Help: "Minutes events folded, by outcome (applied, stale, duplicate, rejected).",
 		}, []string{"outcome"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tally_fold_batch_size",
+			Name:    "tally_fold_batch_events",
 			Help:    "Events per fold batch (one Pebble commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}),
@@ -76,11 +80,19 @@ func newMetrics(store *projections.Store) *metrics {
 			Name: "tally_sse_coalesced_total",
 			Help: "Result updates a lagging SSE client skipped because a newer value of the same result replaced them.",
 		}),
+		refusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_gateway_refusals_total",
+			Help: "Minutes the gateway refused (422) and recorded for GET /api/v1/rejections.",
+		}),
+		refusalsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_gateway_refusals_unrecorded_total",
+			Help: "Minutes the gateway refused (422) but could not record: the refusal log was full.",
+		}),
 	}
 	reg.MustRegister(m.events, m.batchSize, m.commit, m.lag, m.pending, m.appliedSeq,
-		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped,
+		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.refusals, m.refusalsLost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pebbleCollector{store: store}, buildInfoGauge())
+		pebbleCollector{store: store}, progressCollector{store: store}, buildInfoGauge())
 	for _, o := range []projections.Outcome{projections.Applied, projections.Stale, projections.Duplicate, projections.Rejected} {
 		m.events.WithLabelValues(o.String()) // export zeros from the start
 	}
@@ -162,4 +174,49 @@ func (c pebbleCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(pm.MemTable.Size))
 	ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, float64(pm.DiskSpaceUsage()))
 	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(pm.ReadAmp()))
+}
+
+// progressCollector exports each contest's progress, summed over the
+// election's top-level areas at scrape time (label: contest only, so a few
+// series per election, never one per area or station).
+type progressCollector struct{ store *projections.Store }
+
+var (
+	descExpected  = prometheus.NewDesc("tally_stations_expected", "Stations voting in the contest.", []string{"contest"}, nil)
+	descReporting = prometheus.NewDesc("tally_stations_reporting", "Stations whose current minutes in the contest are partial or final.", []string{"contest"}, nil)
+	descFinal     = prometheus.NewDesc("tally_stations_final", "Stations whose current minutes in the contest are final.", []string{"contest"}, nil)
+)
+
+func (progressCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descExpected
+	ch <- descReporting
+	ch <- descFinal
+}
+
+func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
+	e := c.store.Election()
+	for ci := range e.Contests {
+		contest := e.Contests[ci].ID
+		var expected, reporting, final int64
+		ok := true
+		for a := range e.Areas {
+			if e.AreaParent(a) >= 0 || e.Expected(ci, a) == 0 {
+				continue
+			}
+			r, err := c.store.AreaResult(contest, e.Areas[a].ID)
+			if err != nil {
+				ok = false
+				break
+			}
+			expected += int64(r.StationsExpected)
+			reporting += r.StationsReporting
+			final += r.StationsFinal
+		}
+		if !ok {
+			continue // the store is closing; the next scrape tells
+		}
+		ch <- prometheus.MustNewConstMetric(descExpected, prometheus.GaugeValue, float64(expected), contest)
+		ch <- prometheus.MustNewConstMetric(descReporting, prometheus.GaugeValue, float64(reporting), contest)
+		ch <- prometheus.MustNewConstMetric(descFinal, prometheus.GaugeValue, float64(final), contest)
+	}
 }

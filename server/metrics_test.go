@@ -122,11 +122,38 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	if got := value(t, m, "tally_fold_lag_seconds_count", nil); got != 586 {
 		t.Errorf("fold lag observations = %v, want 586 (one per event)", got)
 	}
-	if got := value(t, m, "tally_fold_batch_size_sum", nil); got != 586 {
+	if got := value(t, m, "tally_fold_batch_events_sum", nil); got != 586 {
 		t.Errorf("events in fold batches = %v, want 586", got)
 	}
 	if value(t, m, "tally_fold_commit_seconds_count", nil) < 3 {
 		t.Error("fewer than 3 commits observed")
+	}
+	// Progress per contest: the province's result (the example's one
+	// top-level area) as the API gives it.
+	for _, contest := range []string{"QH", "HDND-HN", "HDND-LB"} {
+		resp, err := http.Get(base + "/api/v1/contests/" + contest + "/areas/HN")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Expected  float64 `json:"stations_expected"`
+			Reporting float64 `json:"stations_reporting"`
+			Final     float64 `json:"stations_final"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil || r.Expected == 0 {
+			t.Fatalf("%s result: %+v %v", contest, r, err)
+		}
+		label := map[string]string{"contest": contest}
+		for name, want := range map[string]float64{"tally_stations_expected": r.Expected, "tally_stations_reporting": r.Reporting, "tally_stations_final": r.Final} {
+			if got := value(t, m, name, label); got != want {
+				t.Errorf("%s{contest=%q} = %v, want %v", name, contest, got, want)
+			}
+		}
+	}
+	if value(t, m, "tally_gateway_refusals_total", nil) != 1 {
+		t.Error("the refused minutes were not counted in tally_gateway_refusals_total")
 	}
 	if value(t, m, "tally_pebble_disk_usage_bytes", nil) <= 0 {
 		t.Error("pebble disk usage not reported")

@@ -37,13 +37,20 @@ type Config struct {
 	DataDir string
 	// HTTPAddr is the API address. Default 127.0.0.1:8080; port 0 picks one.
 	HTTPAddr string
-	// NATSURL selects an external NATS server; "" runs an embedded one.
+	// NATSURL selects an external NATS server or cluster, one URL or
+	// several separated by commas; "" runs an embedded server.
 	NATSURL string
 	// NATSListen is where the embedded server listens for stations
 	// ("none": no listener). Default 127.0.0.1:4222.
 	NATSListen string
-	// Replicas of the stream on an external cluster. Default 1.
+	// Replicas of the stream on an external cluster. Default 1; more than 1
+	// is refused with the embedded server, which is a single server.
 	Replicas int
+	// Node names this tally node (CONTRACT §6 v2): its fold follows the
+	// stream with its own durable consumer (projections.FoldConsumer), so
+	// several nodes on one cluster, each with its own DataDir, never touch
+	// one another's. "" is projections.DefaultNode.
+	Node string
 	// BatchSize is the most messages per fold commit.
 	BatchSize int
 	// MaxBodyBytes caps a submission body. Default 8 MiB.
@@ -159,6 +166,13 @@ type Server struct {
 	metrics *metrics
 	hub     *hub
 	adm     *admission
+	// refusals keeps the gateway's 422 refusals (refusals.go); times and
+	// reports serve the officials' views (officials.go).
+	refusals *refusalLog
+	times    msgTimes
+	reports  reportCache
+	// durable is the fold's consumer, this node's own.
+	durable string
 	// rebuildMarker exists while the projections are being rebuilt from
 	// the stream, so that a crash during the rebuild does not let a
 	// restarted server serve a half-built store as results.
@@ -200,7 +214,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Election == nil {
 		return nil, errors.New("server: no election")
 	}
-	s := &Server{cfg: cfg, e: cfg.Election}
+	durable, err := projections.FoldConsumer(cfg.Node)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if cfg.NATSURL == "" && cfg.Replicas > 1 {
+		return nil, fmt.Errorf("server: %d replicas need a NATS cluster (--nats URL); the embedded server is a single server and keeps one copy", cfg.Replicas)
+	}
+	s := &Server{cfg: cfg, e: cfg.Election, durable: durable}
 	s.mu.changed = make(chan struct{})
 	defer func() {
 		if err != nil {
@@ -209,6 +230,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if s.refusals, err = openRefusals(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
 	}
 
 	if err := s.connect(); err != nil {
@@ -248,7 +272,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	s.stream, err = broker.EnsureStream(ctx, s.js, events.StreamConfig(s.e.ID, cfg.Replicas))
+	s.stream, err = s.ensureStream(ctx) // cluster.go
 	if err != nil {
 		return nil, err
 	}
@@ -550,6 +574,11 @@ func (s *Server) closeAll() {
 			s.cfg.Logger.Warn("close projections", "err", err)
 		}
 	}
+	if s.refusals != nil {
+		if err := s.refusals.close(); err != nil {
+			s.cfg.Logger.Warn("close gateway refusals", "err", err)
+		}
+	}
 	if s.gw != nil && s.gw != s.nc {
 		s.gw.Close()
 	}
@@ -605,6 +634,7 @@ func (s *Server) runFold(ctx context.Context) error {
 		runCtx, stopRun := context.WithCancel(ctx)
 		guard := newGapGuard(s.stream, stopRun)
 		agg := projections.NewAggregator(s.store, guard, projections.AggregatorConfig{
+			Durable:   s.durable,
 			BatchSize: s.cfg.BatchSize,
 			Logger:    s.cfg.Logger,
 			OnCommit:  s.committed,

@@ -34,6 +34,7 @@ var commands = []command{
 	{"serve", "run the gateway, the fold and the results API", runServe},
 	{"submit", "submit count minutes to a server", runSubmit},
 	{"results", "print the result of an area, an electoral unit or a station; list the ids", runResults},
+	{"export", "write NIST SP 1500-100 JSON, CSV or printable minutes (PDF)", runExport},
 	{"rebuild", "rebuild the projections from the stream", runRebuild},
 	{"verify", "audit the projections against the stream and the seals", runVerify},
 	{"simulate", "play an election night of count minutes against a server", runSimulate},

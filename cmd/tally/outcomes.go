@@ -92,7 +92,13 @@ func waitOutcomes(client *http.Client, base, name string, body []byte, ans *serv
 
 	counts := map[string]int{}
 	var problems []string
-	rejections := map[string][]projections.Rejection{} // by station, fetched once
+	// The fold's rejections (the list holds the gateway's refusals too,
+	// which have no stream seq), by station, fetched once.
+	type rejection struct {
+		projections.Rejection
+		Source string `json:"source"`
+	}
+	rejections := map[string][]rejection{}
 	for _, m := range ms {
 		var view projections.StationView
 		path := "/api/v1/contests/" + url.PathEscape(m.Contest) + "/stations/" + url.PathEscape(m.Station)
@@ -127,7 +133,7 @@ func waitOutcomes(client *http.Client, base, name string, body []byte, ans *serv
 		}
 		reason := "see GET /api/v1/rejections"
 		for _, r := range rs {
-			if r.Seq == h.Seq {
+			if r.Seq == h.Seq && (r.Source == "" || r.Source == server.SourceFold) {
 				reason = r.Reason
 			}
 		}

@@ -13,7 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/server"
 	"github.com/tallyvn/tally/tally"
 )
@@ -25,6 +27,13 @@ aggregates them into results, and the results API. Without --nats it starts
 an embedded NATS server with JetStream that keeps the stream under DIR.
 Restarting with the same DIR resumes where it stopped. SIGINT or SIGTERM
 shut it down cleanly.
+
+On a NATS cluster (--nats listing its members), any number of tally nodes
+can run, each with its own --node NAME and --data DIR: each folds the whole
+stream into its own projections with its own consumer, accepts submissions
+and answers every query. --replicas sets the stream's replication factor
+when tally creates it. GET /healthz answers while the process runs, GET
+/readyz once the node has caught up with the stream.
 
 Securing an election (CONTRACT §7): when stations in the election file have
 a seal, their minutes are accepted only with a signature that verifies, and
@@ -39,9 +48,11 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file (JSON, CONTRACT §2); required")
 	dataDir := fs.String("data", "", "data directory for the projections and the embedded NATS store; required")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP API address")
-	natsURL := fs.String("nats", "", "external NATS server URL (default: embedded server)")
+	natsURL := fs.String("nats", "", "`URL[,URL...]` of an external NATS server or cluster (several members for failover; tally reconnects to any of them, forever); default: an embedded server")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
-	replicas := fs.Int("replicas", 1, "stream replicas on an external NATS cluster")
+	replicas := fs.Int("replicas", 1, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
+	node := fs.String("node", projections.DefaultNode, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
+	publishTimeout := fs.Duration("publish-timeout", 10*time.Second, "how long a submission waits for JetStream to store it before the answer is 503 (retry): on a cluster, a request in flight when the stream's leader dies waits this long")
 	batch := fs.Int("batch", 10000, "most minutes folded per Pebble commit")
 	seedDir := fs.String("nats-seed-dir", "", "with --nats: `DIR` holding tally's NATS keys, gateway.seed and aggregator.seed, as 'tally nats-config' makes them")
 	tokenFile := fs.String("token-file", "", "`FILE` holding the operator token; when set, submissions whose minutes are not all sealed need 'Authorization: Bearer TOKEN'")
@@ -74,10 +85,20 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		return usageError(fs, "give both --tls-cert and --tls-key, or neither")
 	case *seedDir != "" && *natsURL == "":
 		return usageError(fs, "--nats-seed-dir is for an external server (--nats URL); the embedded server makes its own keys")
+	case *natsURL != "" && broker.CheckURLs(*natsURL) != nil:
+		return usageError(fs, "--nats: %v", broker.CheckURLs(*natsURL))
+	case projections.CheckNodeName(*node) != nil:
+		return usageError(fs, "--node: %v", projections.CheckNodeName(*node))
+	case *replicas < 1:
+		return usageError(fs, "--replicas %d: want at least 1", *replicas)
+	case *replicas > 1 && *natsURL == "":
+		return usageError(fs, "--replicas %d needs a NATS cluster (--nats URL[,URL...]); the embedded server keeps one copy", *replicas)
 	case maxBody < 1024:
 		return usageError(fs, "--max-body %d: want at least 1KiB", int64(maxBody))
 	case *maxMinutes < 1:
 		return usageError(fs, "--max-minutes %d: want at least 1", *maxMinutes)
+	case *publishTimeout <= 0:
+		return usageError(fs, "--publish-timeout must be positive")
 	case *readTimeout <= 0 || *writeTimeout <= 0 || *idleTimeout <= 0:
 		return usageError(fs, "--read-timeout, --write-timeout and --idle-timeout must be positive")
 	case *maxPending < 1 || *maxInFlight < 1 || maxInFlightBytes < 1:
@@ -104,8 +125,8 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	}
 	cfg := server.Config{
 		Election: e, DataDir: *dataDir, HTTPAddr: *httpAddr,
-		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas,
-		BatchSize: *batch, Logger: logger,
+		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas, Node: *node,
+		BatchSize: *batch, Logger: logger, PublishTimeout: *publishTimeout,
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
 		MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
 		ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout,
@@ -160,7 +181,7 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		natsAuth = "nkey"
 	}
 	logger.Info("listening", "http", srv.URL(), "nats", srv.NATSURL(), "nats_auth", natsAuth,
-		"token", cfg.Token != "", "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
+		"token", cfg.Token != "", "node", *node, "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
 	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed

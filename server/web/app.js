@@ -7,7 +7,16 @@
 // change in place (bars animate) without a reload. Station minutes, history
 // and rejections are not streamed; they are fetched when a view needs them
 // and fetched again when a result of their ward changes or the server's
-// rejection count moves.
+// rejection count moves. An area's report (its stations with the times
+// their minutes arrived, the warnings, the sums over final minutes only)
+// and a unit's final-only sums are fetched the same way when the area's or
+// unit's result changes.
+//
+// Mid-count rule: partial minutes carry the full count of valid ballots but
+// only the votes counted so far, so a share over every minutes received is
+// too low until the station is final. Shares and provisional winners are
+// therefore computed over final minutes only; partial minutes show as
+// progress (votes counted so far), and the page says so.
 //
 // The Content-Security-Policy forbids inline styles, so bar widths are carried
 // in data-w attributes and applied through the CSSOM (el.style.width).
@@ -46,14 +55,25 @@
   };
   const OUTCOME = {
     applied: 'đã áp dụng',
-    stale: 'cũ',
-    duplicate: 'trùng',
+    stale: 'bỏ qua: phiên bản cũ hơn bản đang dùng',
+    duplicate: 'bỏ qua: trùng bản đã nhận',
     rejected: 'bị từ chối',
   };
+  const SOURCE = {
+    gateway: 'Từ chối khi tiếp nhận',
+    fold: 'Từ chối khi tổng hợp',
+  };
+  const SOURCE_NOTE = {
+    gateway: 'Sai quy tắc ngay khi gửi: không được lưu vào luồng biên bản, không tính vào kết quả.',
+    fold: 'Đã lưu vào luồng biên bản nhưng không được tính (xung đột, sai kênh, chữ ký).',
+  };
+  // Administrative words dropped before a place name in “Kết quả phần …”.
+  const PLACE_WORDS = /^(Thành phố|Tỉnh|Quận|Huyện|Thị xã|Phường|Xã|Thị trấn|Đặc khu)\s+/;
   const LEVEL = {
     province: 'Tỉnh, thành phố',
     district: 'Quận, huyện',
     ward: 'Phường, xã',
+    commune: 'Xã, phường, đặc khu',
   };
   const CONTEST_LEVEL = {
     national: 'Quốc hội',
@@ -96,16 +116,20 @@
     results: new Map(), // "C|a|AREA" or "C|u|UNIT" -> latest result
     stations: new Map(), // "C|STATION" -> {current, history}
     stationRejections: new Map(), // STATION -> [rejection]
+    reports: new Map(), // "C|AREA" -> area report (stations, times, warnings, final-only sums)
+    finals: new Map(), // "C|UNIT" -> the unit's sums over final minutes only
     rejections: null, // every rejection, when fetched
     status: null, // GET /api/v1/status
     route: null,
     lastUpdate: null,
     appliedSeq: 0,
     live: false,
+    snapshot: false, // the current event stream has delivered its first results
     tabContest: '',
   };
 
   const $ = (sel) => document.querySelector(sel);
+  const MAX_REPORT_STATIONS = 5000; // the server's bound on an area report
   const nf = new Intl.NumberFormat('vi-VN');
   const pf = new Intl.NumberFormat('vi-VN', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const num = (n) => (n == null ? '—' : nf.format(n));
@@ -194,7 +218,12 @@
       if (!ix.children.has(p)) ix.children.set(p, []);
       ix.children.get(p).push(a);
     }
+    // v2 files name the bottom level as they like (levels) and a
+    // station's area "area" (v1: "ward"); the page says ward for both.
+    const levels = e.levels && e.levels.length ? e.levels : ['province', 'district', 'ward'];
+    ix.bottom = levels[levels.length - 1];
     for (const s of e.stations || []) {
+      if (!s.ward && s.area) s.ward = s.area;
       ix.stations.set(s.id, s);
       if (!ix.stationsOf.has(s.ward)) ix.stationsOf.set(s.ward, []);
       ix.stationsOf.get(s.ward).push(s);
@@ -297,10 +326,16 @@
     clearTimeout(retryTimer);
     const src = new EventSource(`${API}/stream?contest=${encodeURIComponent(contest)}`);
     es = src;
+    // A new stream starts with every result of the contest: "live" only
+    // once those have arrived, so the pill never vouches for 0/183.
+    let gotResults = false;
+    setLive(false, 'connecting');
     src.addEventListener('open', () => {
       if (es !== src) return;
       retryDelay = 1000;
-      setLive(true);
+      // The browser's own reconnection resumes after the last event: only
+      // what changed follows, so the figures on the page are current.
+      if (gotResults) setLive(true);
       fetchForView(); // whatever changed while we were away
       fetchStatus();
     });
@@ -311,6 +346,10 @@
         r = JSON.parse(ev.data);
       } catch (err) {
         return;
+      }
+      if (!gotResults) {
+        gotResults = true;
+        setLive(true);
       }
       onResult(r);
     });
@@ -328,13 +367,14 @@
     });
   }
 
-  function setLive(live) {
+  function setLive(live, state) {
     S.live = live;
-    $('#reconnecting').hidden = live;
+    const connecting = !live && state === 'connecting';
+    $('#reconnecting').hidden = live || connecting;
     const pill = $('#live-pill');
-    pill.dataset.state = live ? 'live' : 'lost';
-    pill.textContent = live ? 'Trực tiếp' : 'Mất kết nối';
-    pill.title = live ? 'Live: figures update by themselves' : 'Connection lost, reconnecting';
+    pill.dataset.state = live ? 'live' : connecting ? 'connecting' : 'lost';
+    pill.textContent = live ? 'Trực tiếp' : connecting ? 'Đang tải số liệu…' : 'Mất kết nối';
+    pill.title = live ? 'Live: figures update by themselves' : connecting ? 'Loading the figures' : 'Connection lost, reconnecting';
   }
 
   function onResult(r) {
@@ -343,9 +383,12 @@
     S.lastUpdate = new Date();
     if (r.applied_seq > S.appliedSeq) S.appliedSeq = r.applied_seq;
     const rt = S.route;
-    if (rt && !r.unit && r.level === 'ward' && r.contest === rt.contest) {
-      const ward = rt.kind === 'station' ? (S.ix.stations.get(rt.id) || {}).ward : rt.kind === 'area' ? rt.id : '';
+    if (rt && !r.unit && r.level === S.ix.bottom && r.contest === rt.contest) {
+      const ward = rt.kind === 'station' ? (S.ix.stations.get(rt.id) || {}).ward : '';
       if (ward === r.area) later('stations', 400, fetchForView);
+    }
+    if (rt && r.contest === rt.contest && ((rt.kind === 'area' && !r.unit && r.area === rt.id) || (rt.kind === 'unit' && r.unit === rt.id))) {
+      later('report', 700, fetchForView);
     }
     later('status', 1500, fetchStatus);
     scheduleRender();
@@ -381,10 +424,13 @@
   async function fetchStatus() {
     try {
       const st = await getJSON('/status');
-      const moved = S.status && S.status.rejected !== st.rejected;
+      const moved = S.status && (S.status.rejected !== st.rejected || S.status.refused !== st.refused);
       S.status = st;
       if (st.applied_seq > S.appliedSeq) S.appliedSeq = st.applied_seq;
-      if (moved && S.route && (S.route.kind === 'rejections' || S.route.kind === 'station')) fetchForView();
+      const r = S.route;
+      const report = r && r.kind === 'area' ? S.reports.get(`${r.contest}|${r.id}`) : null;
+      const stale = report && report.applied_seq < st.applied_seq;
+      if ((moved && r && r.kind !== 'units') || stale) fetchForView();
       scheduleRender();
     } catch (err) {
       // the stream's banner already tells the user
@@ -419,8 +465,16 @@
       once(`rej|${r.id}`, async () => {
         S.stationRejections.set(r.id, await getJSON(`/rejections?station=${encodeURIComponent(r.id)}`));
       });
-    } else if (r.kind === 'area' && r.id && S.ix.areas.get(r.id).level === 'ward') {
-      for (const s of votingStations(r.contest, r.id)) fetchStation(r.contest, s.id);
+    } else if (r.kind === 'area' && r.id && expected(r.contest, r.id) <= MAX_REPORT_STATIONS) {
+      const { contest, id } = r;
+      once(`rep|${contest}|${id}`, async () => {
+        S.reports.set(`${contest}|${id}`, await getJSON(`/contests/${encodeURIComponent(contest)}/areas/${encodeURIComponent(id)}/report`));
+      });
+    } else if (r.kind === 'unit') {
+      const { contest, id } = r;
+      once(`fin|${contest}|${id}`, async () => {
+        S.finals.set(`${contest}|${id}`, await getJSON(`/contests/${encodeURIComponent(contest)}/units/${encodeURIComponent(id)}/final`));
+      });
     } else if (r.kind === 'rejections') {
       once('rej', async () => {
         S.rejections = await getJSON('/rejections');
@@ -431,6 +485,9 @@
   // ---- building blocks ------------------------------------------------------
 
   const link = (href, props, ...kids) => h('a', Object.assign({ href }, props), ...kids);
+  // docLink points at an export of CONTRACT §8 (a PDF or CSV the server draws).
+  const enc = encodeURIComponent;
+  const docLink = (href, label, testid) => h('p', { class: 'doc-link small' }, link(href, { 'data-testid': testid, target: '_blank', rel: 'noopener' }, label));
   const hint = (en) => h('small', { class: 'hint', lang: 'en' }, en);
 
   function statCard(label, en, value, testid, sub, bar) {
@@ -523,8 +580,32 @@
             h('div', { class: 'fill', w: share(c.votes, valid) }))),
         h('div', { class: 'cand-num' },
           h('span', { class: 'cand-votes', 'data-testid': 'candidate-votes' }, num(c.votes)),
-          h('span', { class: 'cand-pct', 'data-testid': 'candidate-share' }, pct(c.votes, valid))));
+          h('span', { class: 'cand-pct', 'data-testid': 'candidate-share' }, pct(c.votes, valid)),
+          c.progress > 0 ? h('span', { class: 'cand-progress', 'data-testid': 'candidate-progress', title: 'votes in partial minutes, not in the share' }, `+${num(c.progress)} đang kiểm`) : null));
       })));
+  }
+
+  // partOf names the part of a unit this file holds, when the unit has
+  // polling stations outside it (v2 stations_outside > 0): such a unit's
+  // winners are decided by its board over the whole unit, never here.
+  function partOf(u) {
+    if (!(u.stations_outside > 0)) return '';
+    const names = (u.areas || []).map((a) => (S.ix.areas.get(a) || { name: a }).name);
+    for (const sid of u.stations || []) {
+      const st = S.ix.stations.get(sid);
+      const w = st && S.ix.areas.get(st.ward || st.area);
+      if (w && !names.includes(w.name)) names.push(w.name);
+    }
+    return names.map((n) => n.replace(PLACE_WORDS, '')).join(', ');
+  }
+
+  function unitBadge(r, u, testid) {
+    const part = partOf(u);
+    if (part) {
+      return h('span', { class: 'badge st-part', 'data-testid': testid, 'data-status': 'part', title: 'results of the part of the unit in this file' },
+        `Kết quả phần ${part}`);
+    }
+    return statusBadge(r.status, testid);
   }
 
   function unitCard(c, u) {
@@ -532,17 +613,36 @@
     const exp = r ? r.stations_expected : 0;
     const winners = r ? r.winners || [] : [];
     const names = winners.map((id) => (S.ix.candidates.get(id) || { name: id }).name);
-    const decided = r && r.status !== 'counting';
+    // Winners only once decided: mid-count figures are in the unit's view,
+    // over final minutes only.
+    const decided = r && r.status !== 'counting' && !partOf(u);
     return link(`#/${c.id}/unit/${u.id}`, { class: 'card unit-card', 'data-testid': 'unit-card', 'data-unit': u.id, 'data-key': u.id },
       h('div', { class: 'unit-head' },
         h('span', { class: 'unit-name' }, u.name),
-        r ? statusBadge(r.status, 'unit-card-status') : h('span', { class: 'badge' }, 'Đang tải…')),
+        r ? unitBadge(r, u, 'unit-card-status') : h('span', { class: 'badge' }, 'Đang tải…')),
       h('div', { class: 'unit-meta' }, `${u.seats} đại biểu · ${(u.candidates || []).length} ứng cử viên · ${exp} khu vực bỏ phiếu`),
       progressBar(r ? r.stations_final : 0, exp, 'final', 'Đã có biên bản chính thức'),
       h('div', { class: 'unit-meta' }, `Biên bản chính thức: ${r ? r.stations_final : 0}/${exp} · Đã báo cáo: ${r ? r.stations_reporting : 0}/${exp}`),
-      names.length
-        ? h('div', { class: 'unit-winners' }, h('strong', null, decided ? 'Trúng cử: ' : 'Dự kiến trúng cử: '), names.join(', '))
+      decided && names.length
+        ? h('div', { class: 'unit-winners' }, h('strong', null, 'Trúng cử: '), names.join(', '), emptySeats(c, u, r) ? ` (${winners.length}/${u.seats}, ghế còn lại để trống)` : '')
         : null);
+  }
+
+  // emptySeats: a decided unit with fewer winners than seats keeps the
+  // empty seats empty (People's Council above two-thirds, or after an
+  // additional election: Điều 79).
+  function emptySeats(c, u, r) {
+    return r && r.status === 'decided' && (r.winners || []).length < u.seats;
+  }
+
+  // finalRanking ranks a unit's candidates over final minutes only (votes
+  // descending, older first, then id) and marks the provisional winners by
+  // the rule of Điều 78: more than half of the valid ballots, at most seats.
+  function finalRanking(u, f) {
+    const cands = (u.candidates || []).map((cd) => ({ id: cd.id, name: cd.name, born: cd.born, votes: (f.votes || {})[cd.id] || 0 }))
+      .sort((a, b) => b.votes - a.votes || (a.born < b.born ? -1 : a.born > b.born ? 1 : 0) || (a.id < b.id ? -1 : 1));
+    const winners = cands.filter((cd) => f.valid > 0 && cd.votes * 2 > f.valid).slice(0, u.seats).map((cd) => cd.id);
+    return { cands, winners };
   }
 
   // ---- views ---------------------------------------------------------------
@@ -556,24 +656,32 @@
     const exp = id ? expected(c.id, id) : kids.reduce((n, a) => n + expected(c.id, a.id), 0);
     const head = h('div', { class: 'view-head' },
       h('h2', { 'data-testid': 'view-title' }, area ? area.name : c.name),
-      h('p', { class: 'sub' }, area ? `${LEVEL[area.level] || area.level} · ${c.name}` : CONTEST_LEVEL[c.level] || ''));
+      h('p', { class: 'sub' }, area ? `${LEVEL[area.level] || area.level} · ${c.name}` : CONTEST_LEVEL[c.level] || ''),
+      area ? docLink(`/api/v1/contests/${enc(c.id)}/areas/${enc(id)}/minutes.pdf`, 'Biên bản tổng kết (PDF)', 'area-pdf') : null,
+      docLink(`/api/v1/export/results.csv?contest=${enc(c.id)}`, 'Kết quả cả cuộc bầu cử (CSV)', 'contest-csv'));
     const blocks = [head, summaryCards(r, exp)];
+    const rep = id ? S.reports.get(`${c.id}|${id}`) : null;
+    const byStation = new Map(rep ? rep.stations.map((x) => [x.station, x]) : []);
+    if (id && exp > MAX_REPORT_STATIONS) {
+      blocks.push(section('Cảnh báo cần kiểm tra', 'Warnings', h('div', { class: 'card empty' },
+        `Địa bàn có ${num(exp)} khu vực bỏ phiếu: chọn một địa bàn trực thuộc để xem cảnh báo, khu vực chưa báo cáo và tiến độ theo thời gian.`)));
+    } else if (id) blocks.push(warningsPanel(c, area, rep));
 
-    if (area && area.level === 'ward') {
+    if (area && area.level === ix.bottom) {
       const rows = votingStations(c.id, id).map((s) => {
-        const d = S.stations.get(`${c.id}|${s.id}`);
-        const cur = d && d.current;
-        const counts = cur && cur.status !== 'withdrawn';
+        const x = byStation.get(s.id);
+        const counts = x && (x.status === 'partial' || x.status === 'final');
         return h('tr', { 'data-testid': 'station-row', 'data-station': s.id, 'data-key': s.id, 'data-href': `#/${c.id}/station/${s.id}`, class: 'clickable' },
-          h('td', null, link(`#/${c.id}/station/${s.id}`, null, s.name), h('div', { class: 'muted small' }, s.id)),
-          h('td', { class: 'num' }, num(s.registered)),
-          h('td', null, d ? minutesBadge(cur && cur.status) : h('span', { class: 'muted' }, '…')),
-          h('td', { class: 'num' }, cur ? String(cur.version) : '—'),
-          h('td', { class: 'num' }, counts ? pct(cur.voted, cur.registered) : '—'),
-          h('td', { class: 'num' }, counts ? num(cur.valid) : '—'));
+          h('td', { class: 'name' }, link(`#/${c.id}/station/${s.id}`, null, s.name), h('div', { class: 'muted small' }, s.id)),
+          h('td', { class: 'num opt' }, num(s.registered)),
+          h('td', null, x ? minutesBadge(x.status) : h('span', { class: 'muted' }, '…'),
+            x && x.last_time ? h('div', { class: 'muted small', 'data-testid': 'station-last' }, clock(new Date(x.last_time))) : null),
+          h('td', { class: 'num opt' }, x && x.version ? String(x.version) : '—'),
+          h('td', { class: 'num', 'data-testid': 'station-turnout' }, counts ? pct(x.voted, x.registered) : '—'),
+          h('td', { class: 'num', 'data-testid': 'station-valid' }, counts ? num(x.valid) : '—'));
       });
-      blocks.push(section('Khu vực bỏ phiếu', 'Polling stations',
-        table('grid', [['Khu vực bỏ phiếu'], ['Cử tri', 'num'], ['Biên bản'], ['Phiên bản', 'num'], ['Đi bầu', 'num'], ['Phiếu hợp lệ', 'num']], rows)));
+      blocks.push(section('Khu vực bỏ phiếu', 'Polling stations; the time is when the last minutes arrived',
+        table('grid stations', [['Khu vực bỏ phiếu'], ['Cử tri', 'num opt'], ['Biên bản (lúc)'], ['Phiên bản', 'num opt'], ['Đi bầu', 'num'], ['Hợp lệ', 'num']], rows)));
     } else if (kids.length) {
       const rows = kids.map((a) => {
         const ar = S.results.get(`${c.id}|a|${a.id}`);
@@ -592,19 +700,28 @@
         h('td', { class: 'num' }, r.registered ? pct(r.voted, r.registered) : '—'),
         h('td', { class: 'num' }, num(r.valid))) : null;
       const lvl = kids[0].level;
-      blocks.push(section(lvl === 'ward' ? 'Phường, xã trực thuộc' : lvl === 'district' ? 'Quận, huyện trực thuộc' : 'Địa bàn', 'Areas: click to drill down',
+      blocks.push(section(lvl === ix.bottom ? 'Phường, xã trực thuộc' : lvl === 'district' ? 'Quận, huyện trực thuộc' : 'Địa bàn', 'Areas: click to drill down',
         table('grid', [['Địa bàn'], ['Tổ bầu cử đã báo cáo'], ['Biên bản chính thức'], ['Đi bầu', 'num'], ['Phiếu hợp lệ', 'num']], rows, foot)));
     }
+    if (rep && !(area && area.level === ix.bottom)) blocks.push(pendingList(c, rep));
+    if (rep) blocks.push(timeline(rep, exp));
 
     // Candidates' votes here, when the area lies inside one unit.
     const unitIds = id ? Array.from(ix.areaUnits.get(c.id).get(id) || []) : c.units.map((u) => u.id);
-    if (r && unitIds.length === 1) {
+    if (r && r.votes && unitIds.length === 1) {
       const u = ix.units.get(unitIds[0]).unit;
-      const cands = u.candidates.map((cd) => ({ id: cd.id, name: cd.name, born: cd.born, votes: (r.votes || {})[cd.id] || 0 }))
-        .sort((a, b) => b.votes - a.votes || (a.born < b.born ? -1 : a.born > b.born ? 1 : 0) || (a.id < b.id ? -1 : 1));
-      blocks.push(section(`Số phiếu của ứng cử viên tại ${area ? area.name : 'địa bàn'}`, 'Candidates in this area (share of valid ballots)',
-        h('p', { class: 'muted' }, 'Kết quả của cả đơn vị bầu cử: ', link(`#/${c.id}/unit/${u.id}`, null, u.name)),
-        candidateList(cands, r.valid, null)));
+      // The mid-count rule of the unit view: over final minutes only until
+      // every station of the area is final.
+      const allFinal = r.stations_final === r.stations_expected;
+      const fin = allFinal ? { stations_final: r.stations_final, valid: r.valid, votes: r.votes } : rep ? rep.final : null;
+      if (fin) {
+        const cands = finalRanking(u, fin).cands.map((cd) => Object.assign({}, cd, { progress: ((r.votes || {})[cd.id] || 0) - cd.votes }));
+        blocks.push(section(`Số phiếu của ứng cử viên tại ${area ? area.name : 'địa bàn'}`, 'Candidates in this area (share of valid ballots)',
+          h('p', { class: 'muted' }, 'Kết quả của cả đơn vị bầu cử: ', link(`#/${c.id}/unit/${u.id}`, null, u.name)),
+          allFinal ? null : h('p', { class: 'muted', 'data-testid': 'share-rule' },
+            `Tỷ lệ tính trên ${num(fin.stations_final)}/${num(r.stations_expected)} khu vực đã có biên bản chính thức; số phiếu trong biên bản tạm thời ghi thêm là “đang kiểm”.`),
+          candidateList(cands, fin.valid, null)));
+      }
     }
     const units = c.units.filter((u) => unitIds.includes(u.id));
     if (units.length) {
@@ -612,6 +729,114 @@
         h('div', { class: 'unit-grid' }, units.map((u) => unitCard(c, u)))));
     }
     return blocks;
+  }
+
+  // ---- officials' panels: warnings, stations not yet in, timeline --------
+
+  const WARN_TEXT = {
+    W1: (w) => `Tỷ lệ đi bầu ${pf.format(w.value)}%: số cử tri đã bỏ phiếu bằng hoặc vượt số cử tri trong danh sách.`,
+    W2: (w) => `Phiếu không hợp lệ ${pf.format(w.value)}% số phiếu thu vào, cao hơn nhiều so với ${pf.format(w.limit)}% của cả địa bàn.`,
+    W3: (w) => `Biên bản ghi ${num(w.value)} cử tri trong danh sách, danh mục bầu cử ghi ${num(w.limit)}.`,
+    W4: (w) => `Biên bản đã bị rút ${num(w.value)} lần.`,
+    W5: (w) => `${num(w.value)} biên bản bị từ chối ngay khi gửi (sai quy tắc, không được lưu).`,
+    W6: (w) => `${num(w.value)} biên bản bị từ chối khi tổng hợp.`,
+  };
+  const WARN_TITLE = {
+    W1: 'Tỷ lệ đi bầu từ 100%',
+    W2: 'Phiếu không hợp lệ cao bất thường',
+    W3: 'Số cử tri khác danh mục',
+    W4: 'Rút biên bản nhiều lần',
+    W5: 'Bị từ chối khi gửi',
+    W6: 'Bị từ chối khi tổng hợp',
+  };
+
+  function stationName(id) {
+    return (S.ix.stations.get(id) || { name: id }).name;
+  }
+
+  function warningsPanel(c, area, rep) {
+    const title = 'Cảnh báo cần kiểm tra';
+    const en = 'Warnings: to check, they never change a result';
+    if (!rep) return section(title, en, h('p', { class: 'muted' }, 'Đang tải…'));
+    if (!rep.warnings.length) {
+      return section(title, en, h('div', { class: 'card empty', 'data-testid': 'no-warnings' }, 'Không có cảnh báo.'));
+    }
+    const wardOf = (sid) => (S.ix.areas.get((S.ix.stations.get(sid) || {}).ward) || { name: '' }).name;
+    return section(title, en,
+      h('ul', { class: 'warnings card', 'data-testid': 'warnings' }, rep.warnings.map((w) => h('li', {
+        class: 'warning', 'data-testid': 'warning', 'data-code': w.code, 'data-station': w.station, 'data-key': `${w.code}|${w.station}`,
+      },
+      h('span', { class: `badge w-${w.code}`, title: WARN_TITLE[w.code] || w.code }, w.code),
+      h('div', { class: 'warning-main' },
+        h('div', null, link(`#/${c.id}/station/${w.station}`, { 'data-testid': 'warning-station' }, stationName(w.station)),
+          h('span', { class: 'muted small' }, ` · ${wardOf(w.station)} · ${WARN_TITLE[w.code] || ''}`)),
+        h('div', { class: 'small' }, (WARN_TEXT[w.code] || (() => w.message))(w),
+          w.code === 'W5' || w.code === 'W6' ? [' ', link(`#/${c.id}/rejections`, null, 'Xem lý do')] : null))))));
+  }
+
+  // pendingList: the area's stations with no counted minutes, then those
+  // not final, each with the time its last minutes arrived.
+  function pendingList(c, rep) {
+    const none = rep.stations.filter((x) => x.status !== 'partial' && x.status !== 'final');
+    const partial = rep.stations.filter((x) => x.status === 'partial');
+    const LIMIT = 50; // the rest are counted, not listed
+    const rows = [...none, ...partial].slice(0, LIMIT).map((x) => h('tr', {
+      'data-testid': 'pending-row', 'data-station': x.station, 'data-status': x.status || 'none', 'data-key': x.station,
+      'data-href': `#/${c.id}/station/${x.station}`, class: 'clickable',
+    },
+    h('td', { class: 'name' }, link(`#/${c.id}/station/${x.station}`, null, stationName(x.station)),
+      h('div', { class: 'muted small' }, (S.ix.areas.get((S.ix.stations.get(x.station) || {}).ward) || { name: '' }).name)),
+    h('td', null, minutesBadge(x.status)),
+    h('td', { class: 'small' }, x.last_time ? stamp(x.last_time) : 'Chưa gửi')));
+    const more = none.length + partial.length - rows.length;
+    return section(`Chưa báo cáo: ${num(none.length)} · Chưa có biên bản chính thức: ${num(partial.length)}`, 'Stations not reported or not final; time of their last minutes',
+      h('span', { hidden: true, 'data-testid': 'pending', 'data-none': none.length, 'data-partial': partial.length }),
+      rows.length
+        ? table('grid pending', [['Khu vực bỏ phiếu'], ['Biên bản'], ['Biên bản cuối lúc']], rows)
+        : h('div', { class: 'card empty', 'data-testid': 'no-pending' }, 'Mọi khu vực đã có biên bản chính thức.'),
+      more > 0 ? h('p', { class: 'muted' }, `… và ${num(more)} khu vực khác.`) : null);
+  }
+
+  // timeline draws stations reporting and final over time: each station
+  // counts from when its current count was first applied (reporting) and
+  // when its current final minutes were applied (final).
+  function timeline(rep, exp) {
+    const rep_t = rep.stations.map((x) => x.reported_time).filter(Boolean).map((t) => Date.parse(t)).sort((a, b) => a - b);
+    const fin_t = rep.stations.map((x) => x.final_time).filter(Boolean).map((t) => Date.parse(t)).sort((a, b) => a - b);
+    const title = 'Tiến độ theo thời gian';
+    const en = 'Stations reporting and final over time';
+    if (!rep_t.length) return section(title, en, h('div', { class: 'card empty', 'data-testid': 'timeline' }, 'Chưa có khu vực nào báo cáo.'));
+    const t0 = rep_t[0];
+    const t1 = Math.max(rep_t[rep_t.length - 1], fin_t.length ? fin_t[fin_t.length - 1] : 0, t0 + 60000);
+    const W = 600;
+    const H = 150;
+    const x = (t) => ((t - t0) / (t1 - t0)) * W;
+    const y = (n) => H - (n / Math.max(exp, 1)) * H;
+    const steps = (ts) => {
+      let d = `M0,${H}`;
+      ts.forEach((t, i) => {
+        d += ` L${x(t).toFixed(1)},${y(i).toFixed(1)} L${x(t).toFixed(1)},${y(i + 1).toFixed(1)}`;
+      });
+      return d + ` L${W},${y(ts.length).toFixed(1)}`;
+    };
+    const NS = 'http://www.w3.org/2000/svg';
+    const svg = (tag, attrs) => {
+      const e = document.createElementNS(NS, tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+      return e;
+    };
+    const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', class: 'chart', role: 'img', 'aria-label': `${rep_t.length} khu vực đã báo cáo, ${fin_t.length} đã có biên bản chính thức` });
+    chart.append(svg('line', { x1: 0, y1: y(exp), x2: W, y2: y(exp), class: 'chart-max' }));
+    chart.append(svg('path', { d: steps(rep_t), class: 'chart-reporting', 'data-testid': 'timeline-reporting' }));
+    chart.append(svg('path', { d: steps(fin_t), class: 'chart-final', 'data-testid': 'timeline-final' }));
+    const hm = (t) => new Date(t).toLocaleTimeString('vi-VN', { hour: '2-digit', minute: '2-digit', hour12: false });
+    return section(title, en,
+      h('div', { class: 'card timeline', 'data-testid': 'timeline', 'data-reporting': rep_t.length, 'data-final': fin_t.length },
+        h('div', { class: 'chart-legend small' },
+          h('span', { class: 'key k-reporting' }, `Đã báo cáo: ${num(rep_t.length)}/${num(exp)}`),
+          h('span', { class: 'key k-final' }, `Biên bản chính thức: ${num(fin_t.length)}/${num(exp)}`)),
+        chart,
+        h('div', { class: 'chart-axis small muted' }, h('span', null, hm(t0)), h('span', null, hm(t1)))));
   }
 
   function sumResults(rs) {
@@ -637,35 +862,69 @@
   function unitView(c, uid) {
     const u = S.ix.units.get(uid).unit;
     const r = S.results.get(`${c.id}|u|${uid}`);
+    const part = partOf(u);
+    const note = part
+      ? `Đơn vị bầu cử còn ${num(u.stations_outside)} khu vực bỏ phiếu ngoài tệp này: đây chỉ là kết quả phần ${part}. Người trúng cử do Ban bầu cử xác định trên toàn đơn vị.`
+      : r ? UNIT_STATUS_NOTE[r.status] || '' : '';
     const blocks = [h('div', { class: 'view-head' },
       h('h2', { 'data-testid': 'view-title' }, u.name),
       h('p', { class: 'sub' }, `${c.name} · ${u.seats} đại biểu được bầu · ${(u.candidates || []).length} người ứng cử`),
-      r ? h('div', { class: 'status-line' }, statusBadge(r.status, 'unit-status'),
-        h('span', { class: 'muted' }, UNIT_STATUS_NOTE[r.status] || '')) : h('p', { class: 'muted' }, 'Đang tải…'))];
+      docLink(`/api/v1/contests/${enc(c.id)}/units/${enc(uid)}/minutes.pdf`, 'Biên bản xác định kết quả (PDF)', 'unit-pdf'),
+      r ? h('div', { class: 'status-line' }, unitBadge(r, u, 'unit-status'),
+        h('span', { class: 'muted', 'data-testid': 'unit-note' }, note)) : h('p', { class: 'muted' }, 'Đang tải…'))];
     blocks.push(summaryCards(r, 0));
     if (r) {
-      const winners = r.winners || [];
-      const counting = r.status === 'counting';
-      // In a tie, the tied group is everyone after the winners who passes
-      // the bar with the votes of the first of them.
-      const next = r.candidates[winners.length];
-      const marks = (cd) => {
-        if (winners.includes(cd.id)) {
-          return counting
-            ? { kind: 'provisional', label: 'Dự kiến trúng cử', testid: 'winner' }
-            : { kind: 'final', label: 'Trúng cử', testid: 'winner' };
+      // While counting, or for a part of a unit, figures over final
+      // minutes only; once every station is final both agree.
+      const midCount = r.status === 'counting' || part;
+      const f = S.finals.get(`${c.id}|${uid}`);
+      let cands;
+      let valid;
+      let winners;
+      let marks;
+      let explain;
+      if (midCount) {
+        const fin = f || { stations_final: 0, valid: 0, votes: {} };
+        const ranked = finalRanking(u, fin);
+        const soFar = new Map((r.candidates || []).map((cd) => [cd.id, cd.votes]));
+        cands = ranked.cands.map((cd) => Object.assign({}, cd, { progress: (soFar.get(cd.id) || 0) - cd.votes }));
+        valid = fin.valid;
+        winners = part ? [] : ranked.winners;
+        marks = (cd) => (winners.includes(cd.id) ? { kind: 'provisional', label: 'Dự kiến trúng cử', testid: 'winner' } : null);
+        const partial = r.stations_reporting - r.stations_final;
+        explain = h('div', { class: 'rule-note', 'data-testid': 'share-rule' },
+          h('p', null, h('strong', null, `Tỷ lệ tính trên ${num(fin.stations_final)}/${num(r.stations_expected)} khu vực đã có biên bản chính thức`),
+            ` (${num(fin.valid)} phiếu hợp lệ).`),
+          h('p', null, partial > 0
+            ? `${num(partial)} khu vực đang kiểm (biên bản tạm thời) chưa được tính vào tỷ lệ: biên bản tạm thời ghi đủ số phiếu hợp lệ nhưng mới có một phần số phiếu bầu, tính chung sẽ làm tỷ lệ thấp hơn thực tế. Số phiếu đã kiểm được ghi thêm dưới mỗi người (“+… đang kiểm”).`
+            : 'Biên bản tạm thời (đang kiểm) không được tính vào tỷ lệ.'),
+          part ? null : h('p', null, `“Dự kiến trúng cử”: người được quá nửa số phiếu hợp lệ của các khu vực đã có biên bản chính thức và đứng trong ${u.seats} vị trí đầu (Điều 78). Kết quả chỉ chính thức khi mọi khu vực đã có biên bản chính thức.`));
+      } else {
+        cands = r.candidates || [];
+        valid = r.valid;
+        winners = r.winners || [];
+        // In a tie, the tied group is everyone after the winners who passes
+        // the bar with the votes of the first of them.
+        const next = cands[winners.length];
+        marks = (cd) => {
+          if (winners.includes(cd.id)) return { kind: 'final', label: 'Trúng cử', testid: 'winner' };
+          if (r.status === 'tie' && next && cd.votes === next.votes && cd.born === next.born && cd.votes * 2 > r.valid) {
+            return { kind: 'tie', label: 'Bằng phiếu', testid: 'tied' };
+          }
+          return null;
+        };
+        let seatsNote = '';
+        if (emptySeats(c, u, r)) {
+          seatsNote = r.round === 'additional'
+            ? ` ${u.seats - winners.length} ghế còn thiếu để trống: không bầu thêm lần thứ hai (Điều 79).`
+            : ` ${u.seats - winners.length} ghế còn thiếu để trống, không bầu thêm: Hội đồng nhân dân chỉ bầu thêm khi số người trúng cử chưa đạt hai phần ba số đại biểu được bầu (Điều 79).`;
         }
-        if (r.status === 'tie' && next && cd.votes === next.votes && cd.born === next.born && cd.votes * 2 > r.valid) {
-          return { kind: 'tie', label: 'Bằng phiếu', testid: 'tied' };
-        }
-        return null;
-      };
+        explain = h('p', { class: 'muted', 'data-testid': 'seats-note' },
+          `Người trúng cử phải được quá nửa số phiếu hợp lệ (Điều 78). Số người trúng cử: ${winners.length}/${u.seats}.${seatsNote}`);
+      }
       blocks.push(section('Kết quả theo ứng cử viên', 'Votes per candidate, share of valid ballots',
-        h('p', { class: 'muted' },
-          counting
-            ? `Đang kiểm phiếu: ${r.stations_final}/${r.stations_expected} khu vực đã có biên bản chính thức. “Dự kiến trúng cử”: người đang có quá nửa số phiếu hợp lệ và đứng trong ${u.seats} vị trí đầu.`
-            : `Người trúng cử phải được quá nửa số phiếu hợp lệ (Điều 78). Số người trúng cử: ${winners.length}/${u.seats}.`),
-        candidateList(r.candidates || [], r.valid, marks),
+        explain,
+        candidateList(cands, valid, marks),
         h('p', { class: 'legend muted' },
           h('span', { class: 'legend-line', 'aria-hidden': 'true' }), ' Vạch đứt: 50% số phiếu hợp lệ — ứng cử viên phải vượt qua vạch này. ',
           hint('Dashed line: more than half of the valid ballots is needed to win.'))));
@@ -714,10 +973,10 @@
             : h('p', { class: 'muted' }, 'Biên bản đã rút: khu vực này tạm không được tính vào kết quả.'))));
     }
     const hist = (d.history || []).slice().reverse();
-    blocks.push(section('Lịch sử biên bản', 'History: every submission, newest first',
-      table('grid', [['Thứ tự', 'num'], ['Phiên bản', 'num'], ['Loại biên bản'], ['Xử lý']],
+    blocks.push(section('Lịch sử biên bản', 'History: every submission, newest first, with the time it arrived',
+      table('grid', [['Nhận lúc'], ['Phiên bản', 'num'], ['Loại biên bản'], ['Xử lý']],
         hist.map((x) => h('tr', { 'data-testid': 'history-row', 'data-outcome': x.outcome, 'data-key': String(x.seq) },
-          h('td', { class: 'num' }, String(x.seq)),
+          h('td', { class: 'small', 'data-testid': 'history-time' }, x.time ? stamp(x.time) : '—', h('div', { class: 'muted' }, `#${x.seq}`)),
           h('td', { class: 'num' }, String(x.version)),
           h('td', null, MINUTES_STATUS[x.status] || x.status),
           h('td', null, h('span', { class: `badge o-${x.outcome}` }, OUTCOME[x.outcome] || x.outcome)))))));
@@ -729,19 +988,27 @@
   }
 
   function rejectionTable(list) {
+    const contestName = (id) => (S.ix.contests.get(id) || { name: id || '—' }).name;
     return table('grid rejections', [['Thời gian'], ['Khu vực bỏ phiếu'], ['Cuộc bầu cử'], ['Phiên bản', 'num'], ['Lý do']],
-      list.slice().reverse().map((x) => h('tr', { 'data-testid': 'rejection', 'data-station': x.station, 'data-contest': x.contest, 'data-key': String(x.seq) },
-        h('td', { class: 'small' }, stamp(x.time), h('div', { class: 'muted' }, `#${x.seq}`)),
-        h('td', null, S.ix.contests.has(x.contest) && S.ix.stationUnit.get(x.contest).has(x.station)
-          ? link(`#/${x.contest}/station/${x.station}`, null, x.station) : x.station || '—'),
-        h('td', null, x.contest || '—'),
-        h('td', { class: 'num' }, x.version ? String(x.version) : '—'),
-        h('td', { 'data-testid': 'rejection-reason' },
-          h('ul', { class: 'reasons' }, (x.errors && x.errors.length ? x.errors : [{ rule: '', message: x.reason }]).map((v) =>
-            h('li', null,
-              h('strong', null, RULE[v.rule] || v.rule || 'Lý do'),
-              v.field ? h('span', { class: 'muted' }, ` (${v.field})`) : null,
-              h('div', { class: 'small', lang: 'en' }, v.message))))))));
+      list.map((x, i) => [x, i]).reverse().map(([x, i]) => h('tr', {
+        'data-testid': 'rejection', 'data-station': x.station, 'data-contest': x.contest, 'data-source': x.source || 'fold',
+        'data-key': x.seq ? `f${x.seq}` : `g${i}|${x.time}`,
+      },
+      h('td', { class: 'small' }, stamp(x.time),
+        h('div', null, h('span', { class: `badge src-${x.source || 'fold'}`, 'data-testid': 'rejection-source', title: SOURCE_NOTE[x.source || 'fold'] }, SOURCE[x.source || 'fold'] || x.source)),
+        x.seq ? h('div', { class: 'muted' }, `#${x.seq}`) : null),
+      h('td', null, S.ix.contests.has(x.contest) && S.ix.stationUnit.get(x.contest).has(x.station)
+        ? link(`#/${x.contest}/station/${x.station}`, { 'data-testid': 'rejection-station' }, stationName(x.station))
+        : h('span', { 'data-testid': 'rejection-station' }, S.ix.stations.has(x.station) ? stationName(x.station) : x.station || '—'),
+      h('div', { class: 'muted small' }, x.station || '')),
+      h('td', { 'data-testid': 'rejection-contest' }, contestName(x.contest)),
+      h('td', { class: 'num' }, x.version ? String(x.version) : '—'),
+      h('td', { 'data-testid': 'rejection-reason' },
+        h('ul', { class: 'reasons' }, (x.errors && x.errors.length ? x.errors : [{ rule: '', message: x.reason }]).map((v) =>
+          h('li', null,
+            h('strong', null, RULE[v.rule] || v.rule || 'Lý do'),
+            v.field ? h('span', { class: 'muted' }, ` (${v.field})`) : null,
+            h('div', { class: 'small', lang: 'en' }, v.message))))))));
   }
 
   function rejectionsView() {
@@ -749,7 +1016,7 @@
     return [
       h('div', { class: 'view-head' },
         h('h2', { 'data-testid': 'view-title' }, 'Biên bản bị từ chối'),
-        h('p', { class: 'sub' }, 'Biên bản đã nhận nhưng không được tính, với lý do (mọi cuộc bầu cử). ', hint('Rejected submissions and why.'))),
+        h('p', { class: 'sub' }, 'Biên bản không được tính, với lý do (mọi cuộc bầu cử): bị từ chối ngay khi gửi (sai quy tắc, không được lưu vào luồng biên bản) hoặc khi tổng hợp. ', hint('Rejected submissions and why: refused at the gateway or rejected by the fold.'))),
       list == null ? h('p', { class: 'muted' }, 'Đang tải…')
         : list.length === 0 ? h('div', { class: 'card empty', 'data-testid': 'no-rejections' }, 'Chưa có biên bản nào bị từ chối.')
           : rejectionTable(list),
@@ -795,8 +1062,9 @@
       const sel = document.querySelector('.tab[aria-selected="true"]');
       if (sel) sel.parentElement.scrollLeft = Math.max(0, sel.offsetLeft - sel.parentElement.offsetLeft - 12);
     }
+    keepTabInView();
 
-    const rejected = S.status ? S.status.rejected : null;
+    const rejected = S.status ? S.status.rejected + (S.status.refused || 0) : null;
     const nav = [
       ['Tổng quan', 'Overview', `#/${c.id}`, r.kind === 'area' || r.kind === 'station', 'nav-overview'],
       ['Đơn vị bầu cử', 'Units', `#/${c.id}/units`, r.kind === 'units' || r.kind === 'unit', 'nav-units'],
@@ -819,8 +1087,23 @@
     morphInto($('#view'), h('div', { class: 'view', 'data-key': `${r.kind}|${r.contest}|${r.id}`, 'data-view': r.kind }, blocks));
 
     $('#updated').textContent = S.lastUpdate ? `Cập nhật lúc ${clock(S.lastUpdate)}` : 'Chưa có cập nhật';
-    $('#seq').textContent = S.appliedSeq ? `Đã xử lý đến biên bản thứ ${num(S.appliedSeq)} (applied seq)` : '';
+    const seqEl = $('#seq');
+    seqEl.textContent = S.lastUpdate ? `Cập nhật lúc ${clock(S.lastUpdate)}` : '';
+    seqEl.title = S.appliedSeq ? `applied_seq ${S.appliedSeq}` : '';
   }
+
+  // keepTabInView scrolls the contest tabs (a sideways strip on a phone) so
+  // that the selected one shows whole.
+  function keepTabInView() {
+    const sel = document.querySelector('.tab[aria-selected="true"]');
+    if (!sel) return;
+    const strip = sel.parentElement;
+    const a = sel.getBoundingClientRect();
+    const b = strip.getBoundingClientRect();
+    if (a.left < b.left) strip.scrollLeft -= b.left - a.left + 12;
+    else if (a.right > b.right) strip.scrollLeft += a.right - b.right + 12;
+  }
+  window.addEventListener('resize', () => later('tabs', 100, keepTabInView));
 
   // Rows of tables are clickable as a whole; the first cell holds the real link.
   document.addEventListener('click', (ev) => {
