@@ -194,7 +194,10 @@ func Compare(f *Fold, store *projections.Store, meta projections.Meta) (*Report,
 		}
 	}
 	for _, contest := range f.e.Contests {
-		for _, a := range f.e.Areas {
+		// Areas without a station of the contest hold nothing to compare
+		// (and a national file has thousands of contests × areas).
+		for _, aid := range sortedKeys(res.Areas[contest.ID]) {
+			a := &f.e.Areas[f.areaIdx(aid)]
 			rep.Compared.Areas++
 			want := res.Areas[contest.ID][a.ID]
 			p, err := store.AreaResult(contest.ID, a.ID)
@@ -205,6 +208,22 @@ func Compare(f *Fold, store *projections.Store, meta projections.Meta) (*Report,
 			totals("area", contest.ID, a.ID, p.AppliedSeq, int64(p.StationsExpected), p.StationsReporting, p.StationsFinal,
 				tally.Counts{Registered: p.Registered, Voted: p.Voted, Issued: p.Issued, Received: p.Received, Valid: p.Valid, Invalid: p.Invalid},
 				p.Votes, want)
+			if (p.Votes == nil) != (want.Votes == nil) {
+				diff("area", contest.ID, a.ID, "votes", present(p.Votes != nil), present(want.Votes != nil))
+			}
+			pu, wu := p.Units, want.Units
+			for _, x := range []struct {
+				name      string
+				proj, rec int64
+			}{
+				{"total", int64(pu.Total), wu.Total}, {"counting", int64(pu.Counting), wu.Counting},
+				{"decided", int64(pu.Decided), wu.Decided}, {"tie", int64(pu.Tie), wu.Tie},
+				{"additional_election", int64(pu.AdditionalElection), wu.AdditionalElection},
+				{"re_election", int64(pu.ReElection), wu.ReElection}, {"seats", int64(pu.Seats), wu.Seats},
+				{"winners", pu.Winners, wu.Winners},
+			} {
+				num("area", contest.ID, a.ID, "units."+x.name, x.proj, x.rec)
+			}
 		}
 		for _, u := range contest.Units {
 			rep.Compared.Units++
@@ -234,14 +253,19 @@ func Compare(f *Fold, store *projections.Store, meta projections.Meta) (*Report,
 			if p.Status != want.Status {
 				diff("unit", contest.ID, u.ID, "status", p.Status, want.Status)
 			}
+			if p.Round != want.Round {
+				diff("unit", contest.ID, u.ID, "round", p.Round, want.Round)
+			}
 		}
 	}
 
-	// Stations: current minutes and history of every station in every
-	// contest (a station voting nowhere may still have rejections).
+	// Stations: current minutes and history of every station voting in
+	// each contest (rejections of other messages are in the rejection log).
 	proj := map[uint64]*projMsg{}
 	for _, contest := range f.e.Contests {
-		for _, st := range f.e.Stations {
+		for _, sid := range f.StationsOf(contest.ID) {
+			s, _ := f.e.StationIndex(sid)
+			st := &f.e.Stations[s]
 			rep.Compared.Stations++
 			view, err := store.Station(contest.ID, st.ID)
 			if err != nil {
@@ -329,12 +353,13 @@ func Compare(f *Fold, store *projections.Store, meta projections.Meta) (*Report,
 			diff("message", rec.Contest, id, "outcome", p.outcome, rec.Outcome)
 			continue
 		}
-		_, knownS := f.e.StationIndex(rec.Station)
-		_, knownC := f.contests[rec.Contest]
-		if p.station != "" && (p.station != rec.Station || p.contest != rec.Contest) {
-			diff("message", rec.Contest, id, "station", p.contest+"/"+p.station, rec.Contest+"/"+rec.Station)
-		} else if p.station == "" && knownS && knownC {
-			diff("message", rec.Contest, id, "history", "not in the history of station "+rec.Station, "in it")
+		// Only a station voting in the contest has a history there: the
+		// station of the subject, whoever the payload names.
+		_, voter := f.unitOf[rec.InContest][rec.InStation]
+		if p.station != "" && (p.station != rec.InStation || p.contest != rec.InContest) {
+			diff("message", rec.Contest, id, "station", p.contest+"/"+p.station, rec.InContest+"/"+rec.InStation)
+		} else if p.station == "" && voter {
+			diff("message", rec.Contest, id, "history", "not in the history of station "+rec.InStation, "in it")
 		}
 		if p.version != rec.Version {
 			diff("message", rec.Contest, id, "version", p.version, rec.Version)
@@ -397,3 +422,10 @@ func describe(m *tally.Minutes) string {
 }
 
 func list(s []string) string { return "[" + strings.Join(s, " ") + "]" }
+
+func present(b bool) string {
+	if b {
+		return "present"
+	}
+	return "absent"
+}

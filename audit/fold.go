@@ -4,9 +4,10 @@
 //
 // The fold here is deliberately naive: plain maps keyed by station, whole
 // minutes kept as they came, every total summed from scratch at the end. It
-// shares only the domain rules with package projections (decoding and the
-// static checks of package events and tally, seal verification, tally's
-// Decide for the unit rules of CONTRACT §4); the version, duplicate, stale,
+// shares only the domain rules with package projections (admission, the one
+// function every fold calls: events.Admit, which decodes and checks the
+// subject, the static rules of package tally and the seal; tally's Decide
+// for the unit rules of CONTRACT §4); the version, duplicate, stale,
 // conflict and withdrawal rules of CONTRACT §3 and all the arithmetic are
 // written again here, so a bug in the projections' delta fold, their
 // encodings or their storage shows up as a difference.
@@ -40,9 +41,13 @@ type Record struct {
 	// Station, Contest, Version and Status are as the payload gives them
 	// ("" and 0 when it could not be decoded).
 	Station, Contest string
-	Version          int64
-	Status           tally.Status
-	Outcome          Outcome
+	// InStation and InContest name the history that holds the record: the
+	// payload's station and contest, but for a rejected message the
+	// subject's (whoever published it), as the projections do.
+	InStation, InContest string
+	Version              int64
+	Status               tally.Status
+	Outcome              Outcome
 	// Violations lists every broken rule of a rejected message.
 	Violations []tally.Violation
 	// Sealed: the payload names a station with a seal, so its signature
@@ -68,9 +73,10 @@ type Fold struct {
 	current map[stationKey]*tally.Minutes
 	records []Record
 	counts  Counts
+	adm     events.Admission // reused for every message
 
 	// The election's shape, worked out here from the file's own fields.
-	areasOf  map[string][]string          // station -> ward, district, province
+	areasOf  map[string][]string          // station -> its areas, bottom level first
 	unitOf   map[string]map[string]string // contest -> station -> unit
 	units    map[string]*tally.Unit       // unit id -> unit
 	contests map[string]*tally.Contest    // contest id -> contest
@@ -92,7 +98,7 @@ func New(e *tally.Election) *Fold {
 	under := map[string][]string{} // area -> stations at any depth
 	for _, st := range e.Stations {
 		var chain []string
-		for a := st.Ward; a != "" && len(chain) < 3; a = parent[a] {
+		for a := st.AreaID(); a != ""; a = parent[a] {
 			chain = append(chain, a)
 		}
 		f.areasOf[st.ID] = chain
@@ -139,47 +145,25 @@ func (f *Fold) Current(contest, station string) (*tally.Minutes, bool) {
 // order. data is not kept.
 func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 	rec := Record{Seq: seq, Subject: subject}
-	var m tally.Minutes
-	var problems, viol []tally.Violation
-	decoded := true
-	if len(data) > 0 && data[0] == events.BinaryMagic {
-		if err := events.DecodeBinary(data, &m); err != nil {
-			m, decoded = tally.Minutes{}, false
-			viol = append(viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-		}
-	} else {
-		d, err := events.DecodeJSONObject(data)
-		if err != nil {
-			decoded = false
-			viol = append(viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-		} else {
-			m, problems = d.Minutes, d.Problems
-		}
-	}
+	// Admission (decode, subject, the rules that need no history, seal) is
+	// the one every fold shares; what follows is written again here.
+	a := &f.adm
+	events.Admit(f.e, subject, data, a)
+	m := &a.Minutes
 	rec.Station, rec.Contest = f.intern(m.Station, m.Contest)
+	rec.InStation, rec.InContest = rec.Station, rec.Contest
 	rec.Version, rec.Status = m.Version, m.Status
-	if !decoded {
-		return f.reject(rec, viol)
-	}
-
-	// A message speaks only for the station and contest of its subject.
-	if st, ct, ok := events.ParseSubject(f.e.ID, subject); !ok || st != m.Station || ct != m.Contest {
-		viol = append(viol, tally.Violation{Field: "station", Rule: tally.RuleSubject,
-			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, subject)})
-	}
-	var r tally.Resolved
-	viol = events.Check(f.e, &m, problems, 0, &r, viol)
-	if s, ok := f.e.StationIndex(m.Station); ok && f.e.Stations[s].Seal != "" {
-		rec.Sealed = true
-		if v := events.VerifySeal(f.e, s, &m); v != nil {
-			rec.SealError = v.Message
-			viol = append(viol, *v)
-		} else {
-			rec.SealOK = true
+	rec.Sealed = a.Sealed
+	if a.Sealed {
+		rec.SealOK = true
+		for _, v := range a.Violations {
+			if v.Rule == tally.RuleSeal {
+				rec.SealOK, rec.SealError = false, v.Message
+			}
 		}
 	}
-	if len(viol) > 0 {
-		return f.reject(rec, viol)
+	if len(a.Violations) > 0 {
+		return f.reject(rec, slices.Clone(a.Violations))
 	}
 
 	key := stationKey{rec.Contest, rec.Station}
@@ -190,7 +174,7 @@ func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 			f.counts.Stale++
 			f.records = append(f.records, rec)
 			return rec
-		case m.Version == cur.Version && sameContent(&m, cur):
+		case m.Version == cur.Version && sameContent(m, cur):
 			rec.Outcome = Duplicate
 			f.counts.Duplicates++
 			f.records = append(f.records, rec)
@@ -200,7 +184,7 @@ func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 				Message: fmt.Sprintf("version %d of station %q contest %q was already received with different content", m.Version, m.Station, m.Contest)}})
 		}
 	}
-	f.current[key] = cloneMinutes(&m)
+	f.current[key] = cloneMinutes(m)
 	rec.Outcome = Applied
 	f.counts.Applied++
 	f.records = append(f.records, rec)
@@ -209,6 +193,9 @@ func (f *Fold) Apply(seq uint64, subject string, data []byte) Record {
 
 func (f *Fold) reject(rec Record, viol []tally.Violation) Record {
 	rec.Outcome = Rejected
+	if st, ct, ok := events.ParseSubject(f.e.ID, rec.Subject); ok {
+		rec.InStation, rec.InContest = f.intern(st, ct)
+	}
 	rec.Violations = viol
 	f.counts.Rejected++
 	f.records = append(f.records, rec)
@@ -260,11 +247,22 @@ func cloneMinutes(m *tally.Minutes) *tally.Minutes {
 
 // Totals is the sum over some stations' current minutes (CONTRACT §4).
 type Totals struct {
-	Expected  int64            `json:"stations_expected"`
-	Reporting int64            `json:"stations_reporting"`
-	Final     int64            `json:"stations_final"`
-	Counts    tally.Counts     `json:"counts"`
-	Votes     map[string]int64 `json:"votes"` // every candidate of every unit concerned, 0 included
+	Expected  int64        `json:"stations_expected"`
+	Reporting int64        `json:"stations_reporting"`
+	Final     int64        `json:"stations_final"`
+	Counts    tally.Counts `json:"counts"`
+	// Votes holds every candidate of every unit concerned, 0 included; nil
+	// for an area below the contest's council level (CONTRACT §4 v2) or
+	// where no unit has stations.
+	Votes map[string]int64 `json:"votes"`
+	// Units summarises the units lying wholly in an area (areas only).
+	Units UnitsSummary `json:"units"`
+}
+
+// UnitsSummary counts the units of a contest whose listed stations all lie
+// in an area (CONTRACT §4 v2).
+type UnitsSummary struct {
+	Total, Counting, Decided, Tie, AdditionalElection, ReElection, Seats, Winners int64
 }
 
 // UnitTotals is a unit's totals and what the rules of CONTRACT §4 make of
@@ -272,6 +270,7 @@ type Totals struct {
 type UnitTotals struct {
 	Totals
 	Seats   int              `json:"seats"`
+	Round   tally.Round      `json:"round"`
 	Ranking []string         `json:"ranking"` // candidate ids in rank order
 	Winners []string         `json:"winners"`
 	Status  tally.UnitStatus `json:"status"`
@@ -283,22 +282,60 @@ type Results struct {
 	Units map[string]map[string]*UnitTotals // contest -> unit -> totals
 }
 
-// Results sums the current minutes into every area (ward, district,
-// province) and unit result of every contest, from scratch.
+// Results sums the current minutes into the area result (at every level)
+// of every area holding stations of a contest and into every unit result,
+// from scratch.
 func (f *Fold) Results() *Results {
 	res := &Results{Areas: map[string]map[string]*Totals{}, Units: map[string]map[string]*UnitTotals{}}
+	// The depth of each level, from the top, and of each contest's council.
+	depth := map[string]int{}
+	levels := f.e.AreaLevels()
+	for i, l := range levels {
+		depth[string(l)] = i
+	}
+	levelOf := map[string]string{}
+	for _, a := range f.e.Areas {
+		levelOf[a.ID] = string(a.Level)
+	}
 	for _, c := range f.e.Contests {
-		areas := map[string]*Totals{}
-		for _, a := range f.e.Areas {
-			areas[a.ID] = &Totals{Votes: map[string]int64{}}
+		council := -1 // national
+		switch c.Level {
+		case tally.National:
+		case tally.CommuneCouncil:
+			council = len(levels) - 1
+		default:
+			council = depth[string(c.Level)]
 		}
+		areas := map[string]*Totals{}
 		units := map[string]*UnitTotals{}
 		for _, u := range c.Units {
-			ut := &UnitTotals{Totals: Totals{Votes: map[string]int64{}}, Seats: u.Seats}
+			round := u.Round
+			if round == "" {
+				round = tally.FirstRound
+			}
+			ut := &UnitTotals{Totals: Totals{Votes: map[string]int64{}, Expected: int64(u.StationsOutside)}, Seats: u.Seats, Round: round}
 			for _, cand := range u.Candidates {
 				ut.Votes[cand.ID] = 0
 			}
 			units[u.ID] = ut
+		}
+		// home[u] counts, per area, the unit's stations in it; the unit lies
+		// wholly in the areas that hold all of them.
+		home := map[string]map[string]int64{}
+		for _, st := range f.e.Stations {
+			uid, votes := f.unitOf[c.ID][st.ID]
+			if !votes {
+				continue
+			}
+			if home[uid] == nil {
+				home[uid] = map[string]int64{}
+			}
+			for _, a := range f.areasOf[st.ID] {
+				home[uid][a]++
+				if areas[a] == nil {
+					areas[a] = &Totals{Votes: map[string]int64{}}
+				}
+			}
 		}
 		for _, st := range f.e.Stations {
 			uid, votes := f.unitOf[c.ID][st.ID]
@@ -353,10 +390,47 @@ func (f *Fold) Results() *Results {
 			for _, k := range d.Winners {
 				ut.Winners = append(ut.Winners, u.Candidates[k].ID)
 			}
+			listed := ut.Expected - int64(u.StationsOutside)
+			for a, n := range home[u.ID] {
+				if n != listed {
+					continue
+				}
+				s := &areas[a].Units
+				s.Total++
+				s.Seats += int64(u.Seats)
+				s.Winners += int64(len(ut.Winners))
+				switch ut.Status {
+				case tally.Counting:
+					s.Counting++
+				case tally.Decided:
+					s.Decided++
+				case tally.Tie:
+					s.Tie++
+				case tally.AdditionalElection:
+					s.AdditionalElection++
+				case tally.ReElection:
+					s.ReElection++
+				}
+			}
+		}
+		for a, t := range areas {
+			if council >= 0 && council > depth[levelOf[a]] {
+				t.Votes = nil // CONTRACT §4 v2: below the council's level
+			}
 		}
 		res.Areas[c.ID], res.Units[c.ID] = areas, units
 	}
 	return res
+}
+
+// areaIdx returns the index of area id in the election's areas.
+func (f *Fold) areaIdx(id string) int {
+	for i := range f.e.Areas {
+		if f.e.Areas[i].ID == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // StationsOf returns the stations that vote in contest, in file order.

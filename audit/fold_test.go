@@ -195,8 +195,14 @@ func TestFoldResults(t *testing.T) {
 	check("QH district GL", res.Areas["QH"]["GL"], fig{1, 1, 0, 500, 100, 100, map[string]int64{"Q1": 10, "Q2": 20, "Q3": 30}})
 	check("QH province HN", res.Areas["QH"]["HN"], fig{4, 4, 3, 2900, 2200, 2170, map[string]int64{"Q1": 1310, "Q2": 1120, "Q3": 630}})
 	check("HD ward GT", res.Areas["HD"]["GT"], fig{1, 1, 1, 600, 500, 500, map[string]int64{"H1": 450, "H2": 50}})
-	check("HD district GL (no unit)", res.Areas["HD"]["GL"], fig{0, 0, 0, 0, 0, 0, map[string]int64{}})
-	check("HD province HN", res.Areas["HD"]["HN"], fig{3, 3, 3, 2400, 2100, 2090, map[string]int64{"H1": 950, "H2": 1040}})
+	if got := res.Areas["HD"]["GL"]; got != nil {
+		t.Errorf("HD district GL holds no station of the contest, yet has a result: %+v", got)
+	}
+	// A district council seen from its province: no votes (CONTRACT §4 v2).
+	check("HD province HN", res.Areas["HD"]["HN"], fig{3, 3, 3, 2400, 2100, 2090, nil})
+	if got := res.Areas["HD"]["HN"].Units; got.Total != 1 || got.Decided+got.Counting+got.Tie+got.AdditionalElection+got.ReElection != 1 {
+		t.Errorf("HD province HN units summary %+v, want the one unit", got)
+	}
 
 	qh := res.Units["QH"]["QH-1"]
 	check("unit QH-1", &qh.Totals, fig{4, 4, 3, 2900, 2200, 2170, map[string]int64{"Q1": 1310, "Q2": 1120, "Q3": 630}})
@@ -322,7 +328,8 @@ func TestCompare(t *testing.T) {
 	if !rep.OK || len(rep.Differences) > 0 {
 		t.Fatalf("differences between identical folds: %v", rep.Differences)
 	}
-	if rep.Compared.Areas != 12 || rep.Compared.Units != 2 || rep.Compared.Stations != 8 || rep.Compared.Messages != len(msgs) || rep.Outcomes.Rejected != 3 {
+	// Only the areas and stations holding voters of each contest are compared.
+	if rep.Compared.Areas != 10 || rep.Compared.Units != 2 || rep.Compared.Stations != 7 || rep.Compared.Messages != len(msgs) || rep.Outcomes.Rejected != 3 {
 		t.Errorf("compared %+v, outcomes %+v", rep.Compared, rep.Outcomes)
 	}
 

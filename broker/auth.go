@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -79,12 +80,78 @@ type Roles struct {
 	Aggregator string
 }
 
+// Authorized is a NATS identity the operator admits to publish minutes
+// (tally serve --nats-users): for one station, or for every station when
+// Station is "". It may publish on minutes subjects and hear its replies,
+// nothing else: no JetStream API.
+type Authorized struct {
+	Key     string // nkey user public key (U...)
+	Station string // "" for every station
+}
+
+// ParseAuthorized reads a --nats-users file: one identity a line, its
+// nkey user public key, optionally followed by the one station it may
+// publish for; blank lines and lines starting with # are ignored. Every
+// problem is reported, with its line.
+func ParseAuthorized(e *tally.Election, data []byte) ([]Authorized, error) {
+	var out []Authorized
+	var problems []string
+	seen := map[string]int{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		bad := func(format string, args ...any) {
+			problems = append(problems, fmt.Sprintf("line %d: ", i+1)+fmt.Sprintf(format, args...))
+		}
+		a := Authorized{Key: f[0]}
+		switch {
+		case len(f) > 2:
+			bad("want KEY [STATION], got %d words", len(f))
+			continue
+		case !nkeys.IsValidPublicUserKey(a.Key):
+			bad("%.60q is not an nkey user public key (U..., as 'tally keys new' prints)", a.Key)
+			continue
+		}
+		if len(f) == 2 {
+			a.Station = f[1]
+			if _, ok := e.StationIndex(a.Station); !ok {
+				bad("station %q is not in election %s", a.Station, e.ID)
+				continue
+			}
+		}
+		if j, dup := seen[a.Key]; dup {
+			bad("key %s is already on line %d", a.Key, j)
+			continue
+		}
+		for s := range e.Stations {
+			if e.Stations[s].Seal == a.Key {
+				bad("key %s is the seal of station %q, which is already its NATS identity", a.Key, e.Stations[s].ID)
+			}
+		}
+		seen[a.Key] = i + 1
+		out = append(out, a)
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no key in the file")
+	}
+	return out, nil
+}
+
 // Users returns the NATS users of an election: every sealed station may
 // publish only its own minutes subjects and subscribe only to its own
-// inbox; the gateway and the aggregator get what they need and no more.
-// Stations without a seal get no NATS identity (they submit through the
-// gateway). Anonymous connections are refused once any user is defined.
-func Users(e *tally.Election, roles Roles) []*server.NkeyUser {
+// inbox; each identity the operator authorized may publish the minutes it
+// is authorized for; the gateway and the aggregator get what they need and
+// no more. Stations without a seal get no NATS identity of their own.
+// Only these users may connect: anonymous connections are refused, and no
+// identity but the aggregator's may call the JetStream API's
+// administration subjects.
+func Users(e *tally.Election, roles Roles, authorized ...Authorized) []*server.NkeyUser {
 	stream := events.StreamName(e.ID)
 	inbox := &server.SubjectPermission{Allow: []string{"_INBOX.>"}}
 	users := []*server.NkeyUser{
@@ -93,6 +160,9 @@ func Users(e *tally.Election, roles Roles) []*server.NkeyUser {
 				events.StreamSubjects(e.ID),
 				"$JS.API.INFO",
 				"$JS.API.STREAM.INFO." + stream,
+				// To check, on a duplicate acknowledgement, that the
+				// stream holds what was sent (events.Publisher).
+				"$JS.API.STREAM.MSG.GET." + stream,
 			}},
 			Subscribe: inbox,
 		}},
@@ -117,6 +187,16 @@ func Users(e *tally.Election, roles Roles) []*server.NkeyUser {
 		users = append(users, &server.NkeyUser{Nkey: st.Seal, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{events.StationSubjects(e, s)}},
 			Subscribe: &server.SubjectPermission{Allow: []string{StationInbox(st.ID) + ".>"}},
+		}})
+	}
+	for _, a := range authorized {
+		pub, sub := events.StreamSubjects(e.ID), "_INBOX.>"
+		if s, ok := e.StationIndex(a.Station); ok {
+			pub, sub = events.StationSubjects(e, s), StationInbox(a.Station)+".>"
+		}
+		users = append(users, &server.NkeyUser{Nkey: a.Key, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{pub}},
+			Subscribe: &server.SubjectPermission{Allow: []string{sub}},
 		}})
 	}
 	return users

@@ -216,3 +216,33 @@ func TestConfigSnippetNamesEveryStation(t *testing.T) {
 		t.Fatalf("a station without a seal got a NATS identity:\n%s", out)
 	}
 }
+
+// TestParseAuthorized: a --nats-users file lists nkey public keys, each
+// optionally bound to one station; every bad line is named.
+func TestParseAuthorized(t *testing.T) {
+	a, b := newStation(t, "LB-NT-01"), newStation(t, "LB-NT-02")
+	e := sealedElection(t, a, b)
+	k1, _ := broker.NewIdentity()
+	k2, _ := broker.NewIdentity()
+	got, err := broker.ParseAuthorized(e, []byte("# operators\n"+k1.Public+"\n\n  "+k2.Public+" LB-NT-03  \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []broker.Authorized{{Key: k1.Public}, {Key: k2.Public, Station: "LB-NT-03"}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for _, tc := range []struct{ name, file, want string }{
+		{"not a key", "hello\n", "line 1: \"hello\" is not an nkey user public key"},
+		{"a seed", "SUAM\n", "not an nkey user public key"},
+		{"unknown station", k1.Public + " XX-1\n", `line 1: station "XX-1" is not in election`},
+		{"too many words", k1.Public + " LB-NT-03 extra\n", "want KEY [STATION]"},
+		{"a key twice", k1.Public + "\n" + k1.Public + "\n", "line 2: key " + k1.Public + " is already on line 1"},
+		{"a station's seal", a.pub + "\n", `is the seal of station "LB-NT-01"`},
+		{"empty", "# nothing\n", "no key"},
+	} {
+		if _, err := broker.ParseAuthorized(e, []byte(tc.file)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

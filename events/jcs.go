@@ -35,10 +35,15 @@ package events
 //   - reason: when not empty;
 //   - no member with a null value.
 //
-// VerifySeal also accepts a signature over the same minutes with an empty
-// votes object or an empty reason present where this rule leaves it out
-// (or the other way round): both read back as the same minutes, so the
-// choice carries no meaning and a station's JSON library may make either.
+// A station whose JSON holds an empty votes object or an empty reason
+// where this rule leaves it out (or leaves out an empty votes object the
+// rule writes) signs, as CONTRACT §7a says, the RFC 8785 form of what it
+// sent. The decoder records those departures of signed minutes in two
+// bits of Minutes.Present above the counts' (FormVotes, FormEmptyReason);
+// the binary form keeps them, and CanonicalJSON and AppendJSON write
+// exactly the members they say. So VerifySeal checks one form, the one
+// sent, and no other: one verification per minutes, whatever a forger
+// sends.
 //
 // Two integers beyond ±(2^53−1) can print the same (RFC 8785 reads numbers
 // as doubles), so minutes with such a number cannot be sealed; neither can
@@ -62,6 +67,27 @@ import (
 // JSON, or is JSON outside I-JSON (RFC 7493) and so has no canonical form.
 var ErrNotIJSON = errors.New("events: not I-JSON")
 
+// Form bits of Minutes.Present, above the counts' (tally.Has*): set by
+// the JSON decoder on minutes that carry a signature, they say where the
+// JSON sent departs from the sealed form's defaults.
+const (
+	// FormVotes: the votes member is absent where the default writes it
+	// (partial or final minutes without votes), or an empty object where
+	// the default leaves it out (withdrawn minutes).
+	FormVotes uint8 = 1 << 6
+	// FormEmptyReason: "reason":"" was sent.
+	FormEmptyReason uint8 = 1 << 7
+)
+
+// hasVotesMember reports whether the JSON forms of m hold a votes member.
+func hasVotesMember(m *tally.Minutes) bool {
+	def := len(m.Votes) > 0 || m.Status != tally.Withdrawn
+	if len(m.Votes) == 0 && m.Present&FormVotes != 0 {
+		return !def
+	}
+	return def
+}
+
 // maxSafeInteger is 2^53−1: every integer up to it in magnitude is a
 // distinct double, so it prints as itself and no other integer prints the
 // same (ECMAScript's Number.MAX_SAFE_INTEGER).
@@ -76,23 +102,13 @@ func CanonicalJSON(m *tally.Minutes) []byte {
 
 // AppendCanonicalJSON appends CanonicalJSON(m) to dst.
 func AppendCanonicalJSON(dst []byte, m *tally.Minutes) []byte {
-	return appendCanonical(dst, m, 0)
+	return appendCanonical(dst, m)
 }
-
-// sealForm chooses, among the JSON forms that read back as the same
-// minutes, which one appendCanonical writes. Zero is the sealed form.
-type sealForm uint8
-
-const (
-	flipEmptyVotes sealForm = 1 << iota // write "votes":{} where the sealed form omits it, or omit it where it is {}
-	emptyReason                         // write "reason":"" when the reason is empty
-	allForms       = flipEmptyVotes | emptyReason
-)
 
 // appendCanonical writes the members in RFC 8785 order, which for these
 // ASCII names is byte order: contest, election, invalid, issued, reason,
 // received, registered, station, status, valid, version, voted, votes.
-func appendCanonical(dst []byte, m *tally.Minutes, form sealForm) []byte {
+func appendCanonical(dst []byte, m *tally.Minutes) []byte {
 	c := &m.Counts
 	dst = append(dst, `{"contest":`...)
 	dst = appendCanonicalString(dst, m.Contest)
@@ -100,7 +116,7 @@ func appendCanonical(dst []byte, m *tally.Minutes, form sealForm) []byte {
 	dst = appendCanonicalString(dst, m.Election)
 	dst = appendCanonicalCount(dst, m, tally.HasInvalid, `,"invalid":`, c.Invalid)
 	dst = appendCanonicalCount(dst, m, tally.HasIssued, `,"issued":`, c.Issued)
-	if m.Reason != "" || form&emptyReason != 0 {
+	if m.Reason != "" || m.Present&FormEmptyReason != 0 {
 		dst = append(dst, `,"reason":`...)
 		dst = appendCanonicalString(dst, m.Reason)
 	}
@@ -115,11 +131,7 @@ func appendCanonical(dst []byte, m *tally.Minutes, form sealForm) []byte {
 	dst = appendCanonicalInt(dst, m.Version)
 	dst = appendCanonicalCount(dst, m, tally.HasVoted, `,"voted":`, c.Voted)
 	// The same presence rule as AppendJSON.
-	votes := len(m.Votes) > 0 || m.Status != tally.Withdrawn
-	if len(m.Votes) == 0 && form&flipEmptyVotes != 0 {
-		votes = !votes
-	}
-	if votes {
+	if hasVotesMember(m) {
 		dst = append(dst, `,"votes":{`...)
 		dst = appendCanonicalVotes(dst, m.Votes)
 		dst = append(dst, '}')

@@ -57,6 +57,12 @@ func DecodeJSON(body []byte) ([]Decoded, error) {
 	}
 	out := make([]Decoded, len(raws))
 	for i, raw := range raws {
+		// I-JSON (RFC 7493): member names are unique. A parser reading
+		// the first of two and tally reading the last would see different
+		// minutes in the same bytes.
+		if name, dup := DuplicateName(raw); dup {
+			return nil, fmt.Errorf("%w: value %d: member name %q appears twice in one object (I-JSON, RFC 7493 §2.3)", ErrMalformed, i, name)
+		}
 		if err := decodeOne(raw, i, &out[i]); err != nil {
 			return nil, err
 		}
@@ -64,12 +70,25 @@ func DecodeJSON(body []byte) ([]Decoded, error) {
 	return out, nil
 }
 
+// RuleDuplicateName names the rejection of minutes (published straight to
+// NATS) whose JSON repeats a member name in one object. The gateway
+// answers such a body 400.
+const RuleDuplicateName = "duplicate_name"
+
+// MaxVersion is the highest minutes version (CONTRACT §7a): 2^53 − 1, the
+// largest integer every JSON reader, and so every signer, reads alike.
+const MaxVersion = maxSafeInteger
+
 // Check appends the decoding problems and then the violations
 // tally.Election.Check finds in m, leaving out those on a field the decoder
 // already flagged: a count that could not be read is reported once, as
 // unreadable, and not again as missing or as breaking the rules it is in.
 func Check(e *tally.Election, m *tally.Minutes, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) []tally.Violation {
 	dst = append(dst, problems...)
+	if m.Version > MaxVersion {
+		dst = append(dst, tally.Violation{Index: index, Field: "version", Rule: tally.RuleVersion,
+			Message: fmt.Sprintf("version %d is above %d (2^53 − 1), the highest version the contract allows", m.Version, int64(MaxVersion))})
+	}
 	n := len(dst)
 	dst = e.Check(m, index, r, dst)
 	if len(problems) == 0 {
@@ -95,10 +114,65 @@ func flagged(problems []tally.Violation, field string) bool {
 
 // DecodeJSONObject reads exactly one minutes object (a payload published
 // straight to NATS).
+// A member name repeated in one object is a problem of rule
+// RuleDuplicateName.
 func DecodeJSONObject(data []byte) (Decoded, error) {
 	var d Decoded
 	err := decodeOne(data, 0, &d)
+	if err == nil {
+		if name, dup := DuplicateName(data); dup {
+			d.Problems = append(d.Problems, tally.Violation{Field: name, Rule: RuleDuplicateName,
+				Message: fmt.Sprintf("member name %q appears twice in one object (I-JSON, RFC 7493 §2.3): readers would disagree on its value", name)})
+		}
+	}
 	return d, err
+}
+
+// DuplicateName reports the first member name that appears twice in one
+// object of data, at any depth. REQUIRES: data is valid JSON (names are
+// compared after unescaping: "a" and "\u0061" are the same name).
+func DuplicateName(data []byte) (string, bool) {
+	var seen []map[string]struct{} // one per open object; nil for an array
+	expectName := false            // the next string in the innermost object is a name
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '{':
+			seen = append(seen, map[string]struct{}{})
+			expectName = true
+		case '[':
+			seen = append(seen, nil)
+			expectName = false
+		case '}', ']':
+			seen = seen[:len(seen)-1]
+			expectName = false
+		case ',':
+			expectName = len(seen) > 0 && seen[len(seen)-1] != nil
+		case '"':
+			j, escaped := i+1, false
+			for ; j < len(data) && data[j] != '"'; j++ {
+				if data[j] == '\\' {
+					escaped = true
+					j++
+				}
+			}
+			if expectName {
+				name := string(data[i+1 : j])
+				if escaped {
+					if err := json.Unmarshal(data[i:j+1], &name); err != nil {
+						return "", false // not valid JSON: the caller's parser says so
+					}
+				}
+				obj := seen[len(seen)-1]
+				if _, dup := obj[name]; dup {
+					return name, true
+				}
+				obj[name] = struct{}{}
+				expectName = false
+			}
+			i = j
+		}
+	}
+	return "", false
 }
 
 func decodeOne(raw json.RawMessage, index int, d *Decoded) error {
@@ -180,6 +254,19 @@ func decodeOne(raw json.RawMessage, index int, d *Decoded) error {
 	}
 	str("reason", &m.Reason)
 	str("signature", &m.Signature)
+	if m.Signature != "" {
+		// Signed minutes: record where the JSON departs from the sealed
+		// form's defaults, so that the one form the station signed is the
+		// one verified (see jcs.go).
+		v, given := fields["votes"]
+		given = given && !isNull(v)
+		if len(m.Votes) == 0 && given != (m.Status != tally.Withdrawn) {
+			m.Present |= FormVotes
+		}
+		if v, ok := fields["reason"]; ok && m.Reason == "" && !isNull(v) {
+			m.Present |= FormEmptyReason
+		}
+	}
 	for k := range fields {
 		if !knownField[k] {
 			bad(k, tally.RuleUnknownField, "%q is not a field of minutes", k)
@@ -247,7 +334,7 @@ func AppendJSON(dst []byte, m *tally.Minutes) []byte {
 		dst = append(dst, '"', ':')
 		dst = strconv.AppendInt(dst, v, 10)
 	}
-	if len(m.Votes) > 0 || m.Status != tally.Withdrawn {
+	if hasVotesMember(m) {
 		sortVotes(m.Votes)
 		dst = append(dst, `,"votes":{`...)
 		for i, v := range m.Votes {
@@ -260,7 +347,7 @@ func AppendJSON(dst []byte, m *tally.Minutes) []byte {
 		}
 		dst = append(dst, '}')
 	}
-	if m.Reason != "" {
+	if m.Reason != "" || m.Present&FormEmptyReason != 0 {
 		dst = append(dst, `,"reason":`...)
 		dst = appendJSONString(dst, m.Reason)
 	}

@@ -1,9 +1,11 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,6 +21,9 @@ var ErrNotStored = errors.New("events: not stored")
 type Publisher struct {
 	js jetstream.JetStream
 	e  *tally.Election
+
+	mu     sync.Mutex
+	stream jetstream.Stream // looked up at the first duplicate
 }
 
 // NewPublisher returns a publisher for election e over js.
@@ -29,7 +34,11 @@ func NewPublisher(js jetstream.JetStream, e *tally.Election) *Publisher {
 // Published says where a submission landed.
 type Published struct {
 	Seq        uint64 // stream sequence of the last event
-	Duplicates int    // events the stream already held (same Nats-Msg-Id)
+	Duplicates int    // events the stream already held (same Nats-Msg-Id, same subject and payload)
+	// Claimed counts events whose Nats-Msg-Id the stream held for another
+	// message (a station publishing straight to NATS chose it): they were
+	// published again without one, so they are stored all the same.
+	Claimed int
 }
 
 // publishWindow bounds the async publishes in flight per call, well under
@@ -68,10 +77,22 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 		for k, f := range futures {
 			select {
 			case ack := <-f.Ok():
+				seq := ack.Sequence
 				if ack.Duplicate {
-					out.Duplicates++
+					// A duplicate ack says the id is taken, not that these
+					// minutes are stored: check what the stream holds.
+					var same bool
+					var err error
+					if seq, same, err = p.duplicate(ctx, f.Msg(), ack.Sequence); err != nil {
+						return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, start+k, err)
+					}
+					if same {
+						out.Duplicates++
+					} else {
+						out.Claimed++
+					}
 				}
-				out.Seq = max(out.Seq, ack.Sequence)
+				out.Seq = max(out.Seq, seq)
 			case err := <-f.Err():
 				return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, start+k, err)
 			case <-ctx.Done():
@@ -80,4 +101,36 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 		}
 	}
 	return out, nil
+}
+
+// duplicate handles a duplicate acknowledgement of msg at seq: when the
+// stream holds msg there (same subject, same payload) it is stored, same
+// is true. Otherwise another publisher claimed msg's Nats-Msg-Id first,
+// and msg is published again without an id; the sequence returned is then
+// where it is stored.
+func (p *Publisher) duplicate(ctx context.Context, msg *nats.Msg, seq uint64) (uint64, bool, error) {
+	p.mu.Lock()
+	st := p.stream
+	p.mu.Unlock()
+	if st == nil {
+		var err error
+		if st, err = p.js.Stream(ctx, StreamName(p.e.ID)); err != nil {
+			return 0, false, fmt.Errorf("check a duplicate: look up the stream: %w", err)
+		}
+		p.mu.Lock()
+		p.stream = st
+		p.mu.Unlock()
+	}
+	stored, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return 0, false, fmt.Errorf("check a duplicate: read message %d: %w", seq, err)
+	}
+	if stored.Subject == msg.Subject && bytes.Equal(stored.Data, msg.Data) {
+		return seq, true, nil
+	}
+	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: msg.Subject, Data: msg.Data}, jetstream.WithExpectStream(StreamName(p.e.ID)))
+	if err != nil {
+		return 0, false, fmt.Errorf("its message id %q was taken by message %d, and publishing it again failed: %w", msg.Header.Get(jetstream.MsgIDHeader), seq, err)
+	}
+	return ack.Sequence, false, nil
 }

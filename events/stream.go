@@ -26,7 +26,7 @@ func Subject(e *tally.Election, s int, contest string) string {
 	var b strings.Builder
 	b.Grow(64)
 	b.WriteString(SubjectPrefix(e.ID))
-	b.WriteString(e.Areas[areas[1]].ID)
+	b.WriteString(e.Areas[areas[parentLevel(areas)]].ID)
 	b.WriteByte('.')
 	b.WriteString(e.Areas[areas[0]].ID)
 	b.WriteByte('.')
@@ -40,8 +40,13 @@ func Subject(e *tally.Election, s int, contest string) string {
 // may publish (for NATS permissions).
 func StationSubjects(e *tally.Election, s int) string {
 	areas := e.StationAreas(s)
-	return SubjectPrefix(e.ID) + e.Areas[areas[1]].ID + "." + e.Areas[areas[0]].ID + "." + e.Stations[s].ID + ".*"
+	return SubjectPrefix(e.ID) + e.Areas[areas[parentLevel(areas)]].ID + "." + e.Areas[areas[0]].ID + "." + e.Stations[s].ID + ".*"
 }
+
+// parentLevel is where in a station's areas (bottom first) the first token
+// of its subject is taken: the level above its own (its district in 2021,
+// its province in a two-tier file), or its own in a one-level file.
+func parentLevel(areas []int) int { return min(1, len(areas)-1) }
 
 // ParseSubject returns the station and contest tokens of a minutes subject.
 // It allocates nothing: the results alias subject.

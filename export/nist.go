@@ -112,8 +112,8 @@ type nistContest struct {
 	BallotSelection     []nistSelection     `json:"BallotSelection"`
 }
 
-// stationArea returns the id of a station's bottom-level area.
-func stationArea(st *tally.Station) string { return st.Ward }
+// stationArea returns the id of a station's bottom-level area (v2 area, or v1 ward).
+func stationArea(st *tally.Station) string { return st.AreaID() }
 
 // geography is the election's area tree as the NIST export walks it.
 type geography struct {
@@ -168,8 +168,8 @@ func voterContest(e *tally.Election) string {
 // station and every electoral unit (type other, composed of its stations);
 // a Person and a Candidate for every candidate; one CandidateContest per
 // electoral unit with a CandidateSelection per candidate, whose total
-// VoteCounts name the unit, each area with stations of the unit and each
-// reporting station; SummaryCounts (BallotsCast = received, BallotsRejected
+// VoteCounts name the unit, each area with stations of the unit whose
+// result carries votes (CONTRACT §4 v2) and each reporting station; SummaryCounts (BallotsCast = received, BallotsRejected
 // = invalid) for the same reporting units. Figures read from v, and the
 // report's Notes state its applied_seq.
 func WriteNIST(w io.Writer, v *projections.View, opts NISTOptions) error {
@@ -412,6 +412,9 @@ func unitContest(v *projections.View, e *tally.Election, geo *geography, c, u in
 		sel := nistSelection{AtType: "ElectionResults.CandidateSelection", ID: idSelection + cand.ID, CandidateIDs: []string{idCandidate + cand.ID}, SequenceOrder: k + 1}
 		sel.VoteCounts = append(sel.VoteCounts, nistVoteCounts{Type: "total", GpUnitID: district, Count: r.Votes[cand.ID]})
 		for _, a := range areaOrder {
+			if !e.AreaHasVotes(c, a) {
+				continue // no votes above the council's level, as in the area result (CONTRACT §4 v2)
+			}
 			sel.VoteCounts = append(sel.VoteCounts, nistVoteCounts{Type: "total", GpUnitID: idArea + e.Areas[a].ID, Count: areas[a].votes[k]})
 		}
 		for _, s := range stations {

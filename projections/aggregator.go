@@ -79,11 +79,11 @@ type Aggregator struct {
 	cfg    AggregatorConfig
 }
 
-// inflight is a sealed batch on its way to the committer.
+// inflight is an ended batch on its way to the committer.
 type inflight struct {
-	sealed *Sealed
-	last   jetstream.Msg // acknowledged (AckAll) once committed
-	info   *BatchInfo
+	done *Batch
+	last jetstream.Msg // acknowledged (AckAll) once committed
+	info *BatchInfo
 }
 
 // NewAggregator returns an aggregator folding stream into store.
@@ -175,7 +175,7 @@ func (a *Aggregator) run(ctx context.Context) error {
 	defer cc.Stop()
 	a.cfg.Logger.Info("fold started", "checkpoint", checkpoint, "consumer", a.cfg.Durable)
 
-	// The committer commits sealed batches in order, then acknowledges and
+	// The committer commits ended batches in order, then acknowledges and
 	// reports them. Two BatchInfo values alternate: one being filled, one
 	// being committed.
 	commits := make(chan inflight)
@@ -278,27 +278,27 @@ func (a *Aggregator) foldLoop(ctx context.Context, msgs <-chan jetstream.Msg, cl
 			info.Times = append(info.Times, ack.stored)
 			info.Pending = ack.pending
 		}
-		sealed, err := fold.Seal()
+		done, err := fold.EndBatch()
 		if err != nil {
 			return err
 		}
-		if sealed == nil { // every message was at or below the checkpoint
+		if done == nil { // every message was at or below the checkpoint
 			batch[len(batch)-1].Ack()
 			free <- info
 			continue
 		}
 		select {
-		case commits <- inflight{sealed: sealed, last: batch[len(batch)-1], info: info}:
+		case commits <- inflight{done: done, last: batch[len(batch)-1], info: info}:
 		case err := <-commitErr:
 			return err
 		}
 	}
 }
 
-// commit commits one sealed batch, then acknowledges and reports it.
+// commit commits one ended batch, then acknowledges and reports it.
 func (a *Aggregator) commit(in inflight) error {
 	start := time.Now()
-	if err := a.store.Fold().CommitSealed(in.sealed); err != nil {
+	if err := a.store.Fold().CommitBatch(in.done); err != nil {
 		return err
 	}
 	info := in.info
@@ -310,7 +310,7 @@ func (a *Aggregator) commit(in inflight) error {
 		a.cfg.Logger.Warn("ack", "err", err) // harmless: redelivered and skipped
 	}
 	if a.cfg.OnCommit != nil {
-		info.Meta, info.Changed = in.sealed.Meta, in.sealed.Changed
+		info.Meta, info.Changed = in.done.Meta, in.done.Changed
 		a.cfg.OnCommit(info)
 	}
 	return nil

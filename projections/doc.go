@@ -1,6 +1,15 @@
 // Package projections folds the minutes stream into results: per station
-// (current minutes and history), per ward, district and province, and per
-// electoral unit, kept in Pebble and served to queries.
+// (current minutes and history), per area at every level the election
+// declares, and per electoral unit, kept in Pebble and served to queries.
+//
+// # The specification
+//
+// Start with testdata/fold/*.txt: each file is an election, minutes applied
+// with their outcome and every broken rule, and the area and unit results
+// that follow, as JSON (CONTRACT §3, §4). TestFoldSpec runs every file
+// against this fold (with restarts) and against package audit's
+// independent fold, and both must print the same. Rewrite the expected
+// output with `go test ./projections -run TestFoldSpec/live -rewrite`.
 //
 // # The fold
 //
@@ -10,8 +19,9 @@
 // the election (tally.Election.Check), compares them with the station's
 // current minutes for that contest (stale, duplicate, conflict: CONTRACT §3)
 // and, when they count, applies the difference between the new minutes and
-// the station's previous ones to the station's unit and to its ward,
-// district and province. Every outcome (applied, stale, duplicate, rejected)
+// the station's previous ones to the station's unit and to each of its
+// areas, one per level (ward, district and province in 2021; commune and
+// province since 2025). Every outcome (applied, stale, duplicate, rejected)
 // is recorded in the station's history; rejections also in the rejection
 // log, with every broken rule.
 //
@@ -33,15 +43,38 @@
 // store. After a crash at any point, restarting from the checkpoint and
 // skipping every message at or below it applies each message exactly once.
 //
+// # State sized by what votes
+//
+// A national file holds thousands of contests (a 2021 file written council
+// by council: about 11,000), each voted in by a few stations. The fold
+// state of a contest is indexed by the contest's voters and the areas that
+// hold them (tally.Election.Voters, ContestAreas), never by every station
+// or area of the file.
+//
+// An area's result carries votes only where the contest is national or its
+// council level is at or above the area's (CONTRACT §4 v2): a province's
+// aggregate of the commune-council ballot holds counts, not the tens of
+// thousands of local candidates. Every area aggregate also carries its
+// units summary: the units lying wholly in the area, by status.
+//
+// INVARIANT: after EndBatch, each area's summary counts every unit lying
+// wholly in it under the status Decide gives the unit's committed totals
+// (units still counting are the rest of the area's fixed total). EndBatch
+// decides every unit whose totals changed in the batch before it stages
+// the aggregates; Open decides every unit after recomputing them.
+//
 // # Key layout
 //
 //	m                                meta: checkpoint and outcome counters
 //	e                                fingerprint of the election file
+//	v                                layout version (2); a store without it,
+//	                                 or of another, is rebuilt from the stream
 //	i                                the election id (for the message when the fingerprint differs)
 //	s/<contest>\x00<station>         current minutes (canonical binary form)
 //	h/<contest>\x00<station>\x00<seq> history entry (version, status, outcome)
 //	r/<seq>                          rejection (JSON)
-//	a/<contest>\x00<area>            area aggregate
+//	a/<contest>\x00<area>            area aggregate (no votes below the
+//	                                 council's level) and units summary
 //	u/<contest>\x00<unit>            unit aggregate
 //
 // Sequences are 8-byte big-endian so keys sort in stream order. Ids, not

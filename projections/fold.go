@@ -45,12 +45,13 @@ type current struct {
 	// their own, so a flood of messages for one station cannot make each
 	// write ever longer.
 	hist []histEntry
-	// dirty: the record changed since the last Seal.
+	// dirty: the record changed since the last EndBatch.
 	dirty bool
 }
 
-// stationRef names a station's record for one contest.
-type stationRef struct{ contest, station int32 }
+// stationRef names a station's record for one contest, by the station's
+// voter index in the contest (tally.Election.Voter).
+type stationRef struct{ contest, voter int32 }
 
 // maxInlineHistory bounds the history kept inline in a station record.
 const maxInlineHistory = 64
@@ -63,17 +64,27 @@ type histEntry struct {
 	outcome Outcome
 }
 
+// contestState is the fold state of one contest, sized by what votes in it:
+// a national file holds thousands of council contests, each voted in by a
+// few stations.
 type contestState struct {
-	stations []current   // by station index
+	stations []current   // by voter index (tally.Election.Voters)
 	units    []aggregate // by unit index
-	areas    []aggregate // by area index
+	decided  []decision  // by unit index: what the units summary counts
+	areas    []aggregate // by local area index (tally.Election.ContestAreas)
+}
+
+// decision is what a unit's summary counts of it: its status and winners.
+type decision struct {
+	status  tally.UnitStatus
+	winners int64
 }
 
 // Ref names an aggregate: a unit or an area of a contest.
 type Ref struct {
 	Contest int32
 	Unit    bool  // a unit if true, else an area
-	Index   int32 // unit or area index
+	Index   int32 // unit or area index (in Election.Units, Election.Areas)
 }
 
 // Fold applies stream messages to the projections. It owns the in-memory
@@ -85,11 +96,14 @@ type Fold struct {
 	state []contestState
 	meta  Meta
 	batch *pebble.Batch
-	// dirty lists the aggregates changed since the last Seal, and
+	// dirty lists the aggregates changed since the last EndBatch, and
 	// dirtyStations the station records.
 	dirty         []Ref
 	dirtyStations []stationRef
-	// broken is set when a commit failed; CommitSealed may run on another
+	// dirtyUnits lists the units whose totals changed since their decision
+	// was last taken (at EndBatch).
+	dirtyUnits []Ref
+	// broken is set when a commit failed; CommitBatch may run on another
 	// goroutine than Apply, hence atomic.
 	broken atomic.Bool
 
@@ -101,12 +115,10 @@ type Fold struct {
 	rank ranks
 
 	// Scratch space reused for every message.
-	m    tally.Minutes
-	r    tally.Resolved
-	viol []tally.Violation
-	enc  []byte
-	key  []byte
-	val  []byte
+	adm events.Admission
+	enc []byte
+	key []byte
+	val []byte
 }
 
 func newFold(e *tally.Election, db *pebble.DB) *Fold {
@@ -114,29 +126,39 @@ func newFold(e *tally.Election, db *pebble.DB) *Fold {
 	for c := range e.Contests {
 		cs := &f.state[c]
 		contest := &e.Contests[c]
-		// One arena per contest for every station's votes and one for every
-		// aggregate's: no allocation per station or per message.
+		voters := e.Voters(c)
+		// One arena per contest for every voter's votes: no allocation per
+		// station or per message.
 		n := 0
-		for s := range e.Stations {
-			if u := e.StationUnit(c, s); u >= 0 {
-				n += len(contest.Units[u].Candidates)
-			}
+		for v := range voters {
+			n += len(contest.Units[e.VoterUnit(c, v)].Candidates)
 		}
 		arena := make([]int64, n)
-		cs.stations = make([]current, len(e.Stations))
-		for s := range e.Stations {
-			if u := e.StationUnit(c, s); u >= 0 {
-				k := len(contest.Units[u].Candidates)
-				cs.stations[s].votes, arena = arena[:k:k], arena[k:]
-			}
+		cs.stations = make([]current, len(voters))
+		for v := range voters {
+			k := len(contest.Units[e.VoterUnit(c, v)].Candidates)
+			cs.stations[v].votes, arena = arena[:k:k], arena[k:]
 		}
+		n = 0
+		for u := range contest.Units {
+			n += len(contest.Units[u].Candidates)
+		}
+		areas := e.ContestAreas(c)
+		for _, a := range areas {
+			n += e.AreaVoteLen(c, int(a))
+		}
+		arena = make([]int64, n)
 		cs.units = make([]aggregate, len(contest.Units))
+		cs.decided = make([]decision, len(contest.Units))
 		for u := range cs.units {
-			cs.units[u].votes = make([]int64, len(contest.Units[u].Candidates))
+			k := len(contest.Units[u].Candidates)
+			cs.units[u].votes, arena = arena[:k:k], arena[k:]
+			cs.decided[u].status = tally.Counting // nothing reported yet
 		}
-		cs.areas = make([]aggregate, len(e.Areas))
-		for a := range cs.areas {
-			cs.areas[a].votes = make([]int64, e.AreaVoteLen(c, a))
+		cs.areas = make([]aggregate, len(areas))
+		for la, a := range areas {
+			k := e.AreaVoteLen(c, int(a))
+			cs.areas[la].votes, arena = arena[:k:k], arena[k:]
 		}
 	}
 	return f
@@ -165,93 +187,71 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 	}
 	f.meta.Checkpoint = msg.Seq
 
-	m := &f.m
-	f.viol = f.viol[:0]
-	var problems []tally.Violation // what the JSON decoder already flagged
-	if len(msg.Data) > 0 && msg.Data[0] == events.BinaryMagic {
-		if err := events.DecodeBinary(msg.Data, m); err != nil {
-			*m = tally.Minutes{Votes: m.Votes[:0]}
-			f.viol = append(f.viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-			return f.reject(msg)
-		}
-	} else {
-		d, err := events.DecodeJSONObject(msg.Data)
-		if err != nil {
-			*m = tally.Minutes{Votes: m.Votes[:0]}
-			f.viol = append(f.viol, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-			return f.reject(msg)
-		}
-		*m = d.Minutes
-		problems = d.Problems
-	}
-	// A station publishing straight to NATS may only speak for itself: the
-	// payload must name the station and contest of its subject.
-	if st, ct, ok := events.ParseSubject(f.e.ID, msg.Subject); !ok || st != m.Station || ct != m.Contest {
-		f.viol = append(f.viol, tally.Violation{Field: "station", Rule: tally.RuleSubject,
-			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, msg.Subject)})
-	}
-	f.viol = events.Check(f.e, m, problems, 0, &f.r, f.viol)
-	// A sealed station's minutes must carry its signature (CONTRACT §7),
-	// whoever published them.
-	if f.e.Sealed() {
-		f.viol = events.CheckSeal(f.e, m, 0, f.viol)
-	}
-	if len(f.viol) > 0 {
+	// Admission: decode, subject, the rules that need no history, seal.
+	events.Admit(f.e, msg.Subject, msg.Data, &f.adm)
+	if len(f.adm.Violations) > 0 {
 		return f.reject(msg)
 	}
+	m := &f.adm.Minutes
 
-	r := &f.r
+	r := &f.adm.Resolved
 	cs := &f.state[r.Contest]
-	cur := &cs.stations[r.Station]
+	cur := &cs.stations[r.Voter]
 	f.enc = events.AppendBinary(f.enc[:0], m) // canonical: same content, same bytes
 	hash := xxhashSum(f.enc)
 	if cur.status != 0 {
 		switch {
 		case r.Version < cur.version:
 			f.meta.Stale++
-			f.history(r.Contest, r.Station, msg.Seq, Stale)
+			f.history(r.Contest, r.Voter, msg.Seq, Stale)
 			return Stale, nil
 		case r.Version == cur.version && hash == cur.hash:
 			f.meta.Duplicates++
-			f.history(r.Contest, r.Station, msg.Seq, Duplicate)
+			f.history(r.Contest, r.Voter, msg.Seq, Duplicate)
 			return Duplicate, nil
 		case r.Version == cur.version:
-			f.viol = append(f.viol, tally.Violation{Field: "version", Rule: tally.RuleConflict,
+			f.adm.Violations = append(f.adm.Violations, tally.Violation{Field: "version", Rule: tally.RuleConflict,
 				Message: fmt.Sprintf("version %d of station %q contest %q was already received with different content", r.Version, m.Station, m.Contest)})
 			return f.reject(msg)
 		}
 	}
 
 	// Fold the delta: take the previous minutes out, put the new ones in.
-	f.contribute(r.Contest, r.Station, cur, -1)
+	f.contribute(r.Contest, r.Voter, cur, -1)
 	cur.version, cur.status, cur.hash, cur.counts = r.Version, r.Status, hash, r.Counts
 	copy(cur.votes, r.Votes)
 	if cap(cur.payload) < len(f.enc) {
 		cur.payload = f.slab.bytes(len(f.enc))
 	}
 	cur.payload = append(cur.payload[:0], f.enc...)
-	f.contribute(r.Contest, r.Station, cur, +1)
+	f.contribute(r.Contest, r.Voter, cur, +1)
 
 	f.meta.Applied++
-	f.history(r.Contest, r.Station, msg.Seq, Applied)
+	f.history(r.Contest, r.Voter, msg.Seq, Applied)
 	return Applied, nil
 }
 
-// contribute adds sign × cur to the station's unit and areas, if cur counts.
-func (f *Fold) contribute(c, s int, cur *current, sign int64) {
+// contribute adds sign × cur to voter v's unit and areas, if cur counts.
+func (f *Fold) contribute(c, v int, cur *current, sign int64) {
 	if cur.status != tally.Partial && cur.status != tally.Final {
 		return
 	}
 	cs := &f.state[c]
-	u := f.e.StationUnit(c, s)
-	f.add(&cs.units[u], Ref{Contest: int32(c), Unit: true, Index: int32(u)}, 0, cur, sign)
-	areas := f.e.StationAreas(s)
-	offs := f.e.VoteOffsets(c, s)
-	for k, a := range areas {
-		f.add(&cs.areas[a], Ref{Contest: int32(c), Index: int32(a)}, int(offs[k]), cur, sign)
+	u := f.e.VoterUnit(c, v)
+	ua := &cs.units[u]
+	if !ua.dirty {
+		f.dirtyUnits = append(f.dirtyUnits, Ref{Contest: int32(c), Unit: true, Index: int32(u)})
+	}
+	f.add(ua, Ref{Contest: int32(c), Unit: true, Index: int32(u)}, 0, cur, sign)
+	areas := f.e.ContestAreas(c)
+	offs := f.e.VoterOffsets(c, v)
+	for k, la := range f.e.VoterAreas(c, v) {
+		f.add(&cs.areas[la], Ref{Contest: int32(c), Index: areas[la]}, int(offs[k]), cur, sign)
 	}
 }
 
+// add adds sign × cur to aggregate a, whose vote vector holds cur's
+// candidates from off (-1: a holds no votes).
 func (f *Fold) add(a *aggregate, ref Ref, off int, cur *current, sign int64) {
 	if !a.dirty {
 		a.dirty = true
@@ -267,20 +267,52 @@ func (f *Fold) add(a *aggregate, ref Ref, off int, cur *current, sign int64) {
 	a.counts.Received += sign * cur.counts.Received
 	a.counts.Valid += sign * cur.counts.Valid
 	a.counts.Invalid += sign * cur.counts.Invalid
+	if off < 0 {
+		return
+	}
 	votes := a.votes[off : off+len(cur.votes)]
 	for i, v := range cur.votes {
 		votes[i] += sign * v
 	}
 }
 
-// history records the outcome of the message in f.m in the history of
-// station s for contest c, and stages the station's record (current
+// decideUnits takes the decision of every unit whose totals changed and
+// moves its count in the units summary of the areas holding it from its
+// old status to its new one.
+func (f *Fold) decideUnits() {
+	for _, ref := range f.dirtyUnits {
+		c, u := int(ref.Contest), int(ref.Index)
+		cs := &f.state[c]
+		agg := &cs.units[u]
+		d := f.e.Decide(c, u, int(agg.final), agg.counts, agg.votes)
+		now := decision{status: d.Status, winners: int64(len(d.Winners))}
+		old := cs.decided[u]
+		if now == old {
+			continue
+		}
+		cs.decided[u] = now
+		for _, a := range f.e.UnitAreas(c, u) {
+			la, _ := f.e.ContestArea(c, a)
+			area := &cs.areas[la]
+			area.summary.add(old, -1)
+			area.summary.add(now, +1)
+			if !area.dirty {
+				area.dirty = true
+				f.dirty = append(f.dirty, Ref{Contest: int32(c), Index: int32(a)})
+			}
+		}
+	}
+	f.dirtyUnits = f.dirtyUnits[:0]
+}
+
+// history records the outcome of the message in f.adm in the history of
+// voter v for contest c, and stages the station's record (current
 // minutes and inline history: one key per station and contest, so one
 // write per message).
-func (f *Fold) history(c, s int, seq uint64, o Outcome) {
-	cur := &f.state[c].stations[s]
-	e := histEntry{seq: seq, version: f.m.Version, status: f.m.Status, outcome: o}
-	contest, station := f.e.Contests[c].ID, f.e.Stations[s].ID
+func (f *Fold) history(c, v int, seq uint64, o Outcome) {
+	cur := &f.state[c].stations[v]
+	e := histEntry{seq: seq, version: f.adm.Minutes.Version, status: f.adm.Minutes.Status, outcome: o}
+	contest, station := f.e.Contests[c].ID, f.e.Stations[f.e.Voters(c)[v]].ID
 	// Set on an open batch fails only when the batch is closed.
 	if len(cur.hist) >= maxInlineHistory {
 		f.key = appendHistoryKey(f.key[:0], contest, station, seq)
@@ -297,10 +329,10 @@ func (f *Fold) history(c, s int, seq uint64, o Outcome) {
 		}
 		cur.hist = append(cur.hist, e)
 	}
-	// The record is staged once per batch, at Seal.
+	// The record is staged once per batch, at EndBatch.
 	if !cur.dirty {
 		cur.dirty = true
-		f.dirtyStations = append(f.dirtyStations, stationRef{int32(c), int32(s)})
+		f.dirtyStations = append(f.dirtyStations, stationRef{int32(c), int32(v)})
 	}
 }
 
@@ -320,13 +352,13 @@ type Rejection struct {
 	Errors         []tally.Violation `json:"errors"`
 }
 
-// reject records msg (decoded as far as possible in f.m) as rejected for the
-// violations in f.viol.
+// reject records msg (decoded as far as possible in f.adm) as rejected for the
+// violations in f.adm.
 func (f *Fold) reject(msg *Msg) (Outcome, error) {
-	m := &f.m
+	m := &f.adm.Minutes
 	rej := Rejection{
 		Seq: msg.Seq, Time: msg.Time.UTC(), Subject: msg.Subject,
-		Station: m.Station, Contest: m.Contest, Version: m.Version, Errors: f.viol,
+		Station: m.Station, Contest: m.Contest, Version: m.Version, Errors: f.adm.Violations,
 	}
 	if m.Status != 0 {
 		rej.Status = m.Status.String()
@@ -334,7 +366,7 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 	if st, _, ok := events.ParseSubject(f.e.ID, msg.Subject); ok && st != m.Station {
 		rej.SubjectStation = st
 	}
-	for i, v := range f.viol {
+	for i, v := range f.adm.Violations {
 		if i > 0 {
 			rej.Reason += "; "
 		}
@@ -349,36 +381,50 @@ func (f *Fold) reject(msg *Msg) (Outcome, error) {
 		return Skipped, fmt.Errorf("stage rejection: %w", err)
 	}
 	f.meta.Rejected++
-	// Only a real station's history gets the entry; ids that do not exist
-	// would only let a stranger write keys.
-	if s, ok := f.e.StationIndex(m.Station); ok {
-		if c, ok := f.e.ContestIndex(m.Contest); ok {
-			f.history(c, s, msg.Seq, Rejected)
+	// The entry goes into the history of whoever published: the station
+	// of the subject (a station may publish only on its own), not the one
+	// the payload names, whose history a neighbour could otherwise fill.
+	// Only the history of a station voting in the contest gets it; ids
+	// that do not exist, or a station outside the contest, would only let
+	// a stranger write keys.
+	station, contest := m.Station, m.Contest
+	if st, ct, ok := events.ParseSubject(f.e.ID, msg.Subject); ok {
+		station, contest = st, ct
+	}
+	if s, ok := f.e.StationIndex(station); ok {
+		if c, ok := f.e.ContestIndex(contest); ok {
+			if v, ok := f.e.Voter(c, s); ok {
+				f.history(c, v, msg.Seq, Rejected)
+			}
 		}
 	}
 	return Rejected, nil
 }
 
-// Pending reports whether Apply staged anything since the last Seal.
+// Pending reports whether Apply staged anything since the last EndBatch.
 func (f *Fold) Pending() bool { return f.batch != nil }
 
-// Sealed is a batch of applied messages, with the changed aggregates and the
+// Batch is a batch of applied messages, with the changed aggregates and the
 // checkpoint staged, ready to commit. The fold has moved on from it: Apply
 // may go on with the next batch while this one commits.
-type Sealed struct {
+type Batch struct {
 	batch   *pebble.Batch
 	Meta    Meta  // the fold's position and counters as of this batch
 	Changed []Ref // aggregates this batch changed
+	// Keys and Bytes are what the batch stages: its number of records and
+	// its encoded size.
+	Keys  uint32
+	Bytes int
 }
 
-// Seal stages the changed station records, the changed aggregates and the
+// EndBatch stages the changed station records, the changed aggregates and the
 // checkpoint into the pending batch (each key once, in key order) and
-// detaches it for CommitSealed. It returns nil when nothing is
+// detaches it for CommitBatch. It returns nil when nothing is
 // pending.
 //
-// INVARIANT: batches must be committed in the order they were sealed, each
+// INVARIANT: batches must be committed in the order they were ended, each
 // before the next; their checkpoints then advance in stream order.
-func (f *Fold) Seal() (*Sealed, error) {
+func (f *Fold) EndBatch() (*Batch, error) {
 	if f.broken.Load() {
 		return nil, ErrBroken
 	}
@@ -391,9 +437,9 @@ func (f *Fold) Seal() (*Sealed, error) {
 		return cmp.Compare(f.rank.record(x), f.rank.record(y))
 	})
 	for _, ref := range f.dirtyStations {
-		cur := &f.state[ref.contest].stations[ref.station]
+		cur := &f.state[ref.contest].stations[ref.voter]
 		cur.dirty = false
-		f.key = appendIDKey(f.key[:0], prefixStation, f.e.Contests[ref.contest].ID, f.e.Stations[ref.station].ID)
+		f.key = appendIDKey(f.key[:0], prefixStation, f.e.Contests[ref.contest].ID, f.e.Stations[f.e.Voters(int(ref.contest))[ref.voter]].ID)
 		f.val = appendRecord(f.val[:0], cur.payload, cur.hist)
 		if err := f.batch.Set(f.key, f.val, nil); err != nil {
 			f.broken.Store(true)
@@ -401,6 +447,7 @@ func (f *Fold) Seal() (*Sealed, error) {
 		}
 	}
 	f.dirtyStations = f.dirtyStations[:0]
+	f.decideUnits()
 	slices.SortFunc(f.dirty, func(x, y Ref) int { return cmp.Compare(f.rank.ref(x), f.rank.ref(y)) })
 	for _, ref := range f.dirty {
 		a := f.aggregate(ref)
@@ -418,17 +465,17 @@ func (f *Fold) Seal() (*Sealed, error) {
 		return nil, fmt.Errorf("stage checkpoint: %w", err)
 	}
 	f.batchHint = min(max(f.batch.Len(), 1<<10), 64<<20)
-	s := &Sealed{batch: f.batch, Meta: f.meta, Changed: slices.Clone(f.dirty)}
+	s := &Batch{batch: f.batch, Meta: f.meta, Changed: slices.Clone(f.dirty), Keys: f.batch.Count(), Bytes: f.batch.Len()}
 	f.batch = nil
 	f.dirty = f.dirty[:0]
 	return s, nil
 }
 
-// CommitSealed writes a sealed batch in one fsynced Pebble commit. It may be
-// called from another goroutine than Apply and Seal, one batch at a time, in
-// sealing order. If the commit fails the Fold is broken: its memory is ahead
+// CommitBatch writes an ended batch in one fsynced Pebble commit. It may be
+// called from another goroutine than Apply and EndBatch, one batch at a time, in
+// the order they were ended. If the commit fails the Fold is broken: its memory is ahead
 // of the store, and every later call returns ErrBroken.
-func (f *Fold) CommitSealed(s *Sealed) error {
+func (f *Fold) CommitBatch(s *Batch) error {
 	defer s.batch.Close()
 	if f.broken.Load() {
 		return ErrBroken
@@ -440,14 +487,14 @@ func (f *Fold) CommitSealed(s *Sealed) error {
 	return nil
 }
 
-// Commit seals and commits what Apply staged since the last commit, and
+// Commit ends and commits the batch Apply staged since the last commit, and
 // returns the changed aggregates.
 func (f *Fold) Commit() ([]Ref, error) {
-	s, err := f.Seal()
+	s, err := f.EndBatch()
 	if s == nil || err != nil {
 		return nil, err
 	}
-	if err := f.CommitSealed(s); err != nil {
+	if err := f.CommitBatch(s); err != nil {
 		return nil, err
 	}
 	return s.Changed, nil
@@ -457,7 +504,10 @@ func (f *Fold) aggregate(ref Ref) *aggregate {
 	if ref.Unit {
 		return &f.state[ref.Contest].units[ref.Index]
 	}
-	return &f.state[ref.Contest].areas[ref.Index]
+	// REQUIRES: the area holds voters of the contest, as every area that
+	// an aggregate change names does.
+	la, _ := f.e.ContestArea(int(ref.Contest), int(ref.Index))
+	return &f.state[ref.Contest].areas[la]
 }
 
 func (f *Fold) aggregateKey(dst []byte, ref Ref) []byte {
@@ -514,6 +564,7 @@ func (s *slab) hist() []histEntry {
 type ranks struct {
 	contest, station, area []uint64
 	unit                   [][]uint64 // by contest
+	voters                 [][]int32  // by contest: Election.Voters
 }
 
 func newRanks(e *tally.Election) ranks {
@@ -534,17 +585,19 @@ func newRanks(e *tally.Election) ranks {
 		station: order(len(e.Stations), func(i int) string { return e.Stations[i].ID }),
 		area:    order(len(e.Areas), func(i int) string { return e.Areas[i].ID }),
 		unit:    make([][]uint64, len(e.Contests)),
+		voters:  make([][]int32, len(e.Contests)),
 	}
 	for c := range e.Contests {
 		units := e.Contests[c].Units
 		r.unit[c] = order(len(units), func(i int) string { return units[i].ID })
+		r.voters[c] = e.Voters(c)
 	}
 	return r
 }
 
 // record is the sort position of a station record's key.
 func (r *ranks) record(s stationRef) uint64 {
-	return r.contest[s.contest]<<32 | r.station[s.station]
+	return r.contest[s.contest]<<32 | r.station[r.voters[s.contest][s.voter]]
 }
 
 // ref is the sort position of an aggregate's key: areas ('a') before units

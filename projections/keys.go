@@ -12,8 +12,18 @@ import (
 var (
 	keyMeta        = []byte("m")
 	keyFingerprint = []byte("e")
+	keyLayout      = []byte("v")
 	keyElectionID  = []byte("i") // the election's id, for messages
 )
+
+// layoutVersion names the layout of the records below. A store written in
+// another layout (or before layouts were named) is rebuilt from the stream
+// at open: see Open.
+//
+//	1 (none stored): v1 aggregates, votes in every area.
+//	2: contract v2: no votes below the council's level, a units summary in
+//	   every area aggregate, station records only for voters.
+const layoutVersion = 2
 
 const (
 	prefixStation   = 's'
@@ -136,8 +146,32 @@ type aggregate struct {
 	reporting int64 // stations whose current minutes are partial or final
 	final     int64 // stations whose current minutes are final
 	counts    tally.Counts
-	votes     []int64 // layout: the unit's candidates, or the area's units' candidates end to end
-	dirty     bool
+	// votes: the unit's candidates, or the area's units' candidates end to
+	// end; empty for an area whose result carries no votes.
+	votes   []int64
+	summary unitSummary // areas only: the units lying wholly in the area
+	dirty   bool
+}
+
+// unitSummary counts the units of a contest lying wholly in an area by
+// status, and their winners (CONTRACT §4 v2). Units still counting are the
+// rest: the area's total is fixed by the election.
+type unitSummary struct {
+	decided, tie, additional, reElection, winners int64
+}
+
+func (s *unitSummary) add(d decision, sign int64) {
+	switch d.status {
+	case tally.Decided:
+		s.decided += sign
+	case tally.Tie:
+		s.tie += sign
+	case tally.AdditionalElection:
+		s.additional += sign
+	case tally.ReElection:
+		s.reElection += sign
+	}
+	s.winners += sign * d.winners
 }
 
 func (a *aggregate) append(dst []byte) []byte {
@@ -147,6 +181,10 @@ func (a *aggregate) append(dst []byte) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(a.votes)))
 	for _, v := range a.votes {
+		dst = binary.AppendVarint(dst, v)
+	}
+	s := &a.summary
+	for _, v := range [5]int64{s.decided, s.tie, s.additional, s.reElection, s.winners} {
 		dst = binary.AppendVarint(dst, v)
 	}
 	return dst
@@ -178,6 +216,18 @@ func decodeAggregate(b []byte, a *aggregate) error {
 			return errCorruptAggregate
 		}
 		a.votes[i], b = v, b[k:]
+	}
+	var s [5]int64
+	for i := range s {
+		v, k := binary.Varint(b)
+		if k <= 0 {
+			return errCorruptAggregate
+		}
+		s[i], b = v, b[k:]
+	}
+	a.summary = unitSummary{decided: s[0], tie: s[1], additional: s[2], reElection: s[3], winners: s[4]}
+	if len(b) != 0 {
+		return errCorruptAggregate
 	}
 	return nil
 }

@@ -3,14 +3,12 @@ package projections_test
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"reflect"
 	"slices"
-	"sort"
 	"testing"
 	"time"
 
+	"github.com/tallyvn/tally/audit"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/tally"
@@ -218,208 +216,32 @@ func cloneMinutes(m tally.Minutes) tally.Minutes {
 	return m
 }
 
-// reference is the independent fold.
-type reference struct {
-	f       *fixture
-	current map[string]tally.Minutes // contest/station -> current
-	applied uint64
-}
-
-func newReference(f *fixture) *reference {
-	return &reference{f: f, current: map[string]tally.Minutes{}}
-}
-
-func sameContent(a, b tally.Minutes) bool {
-	va := map[string]int64{}
-	for _, v := range a.Votes {
-		va[v.Candidate] = v.Count
-	}
-	vb := map[string]int64{}
-	for _, v := range b.Votes {
-		vb[v.Candidate] = v.Count
-	}
-	return a.Status == b.Status && a.Counts == b.Counts && a.Present == b.Present && a.Reason == b.Reason && maps.Equal(va, vb)
-}
-
-func (r *reference) apply(m tally.Minutes) string {
-	unit := r.f.unitOf[m.Contest+"/"+m.Station]
-	known := map[string]bool{}
-	for _, c := range r.f.cands[unit] {
-		known[c] = true
-	}
-	for _, v := range m.Votes {
-		if !known[v.Candidate] {
-			return "rejected"
-		}
-	}
-	key := m.Contest + "/" + m.Station
-	cur, ok := r.current[key]
-	switch {
-	case ok && m.Version < cur.Version:
-		return "stale"
-	case ok && m.Version == cur.Version && sameContent(m, cur):
-		return "duplicate"
-	case ok && m.Version == cur.Version:
-		return "rejected"
-	}
-	r.current[key] = cloneMinutes(m)
-	r.applied++
-	return "applied"
-}
-
-type refTotals struct {
-	reporting, final int64
-	counts           tally.Counts
-	votes            map[string]int64
-}
-
-// totals sums the current minutes of the stations that match.
-func (r *reference) totals(contest string, match func(station string) bool) refTotals {
-	t := refTotals{votes: map[string]int64{}}
-	for _, st := range r.f.e.Stations {
-		unit, votes := r.f.unitOf[contest+"/"+st.ID]
-		if !votes || !match(st.ID) {
-			continue
-		}
-		for _, c := range r.f.cands[unit] {
-			t.votes[c] += 0
-		}
-		m, ok := r.current[contest+"/"+st.ID]
-		if !ok || m.Status == tally.Withdrawn {
-			continue
-		}
-		t.reporting++
-		if m.Status == tally.Final {
-			t.final++
-		}
-		t.counts.Registered += m.Counts.Registered
-		t.counts.Voted += m.Counts.Voted
-		t.counts.Issued += m.Counts.Issued
-		t.counts.Received += m.Counts.Received
-		t.counts.Valid += m.Counts.Valid
-		t.counts.Invalid += m.Counts.Invalid
-		for _, v := range m.Votes {
-			t.votes[v.Candidate] += v.Count
-		}
-	}
-	return t
-}
-
-func (r *reference) inArea(area string) func(string) bool {
-	return func(st string) bool {
-		for a := r.f.wardOf[st]; a != ""; a = r.f.parentOf[a] {
-			if a == area {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-// unitDecision applies CONTRACT §4 to the reference totals of unit.
-func (r *reference) unitDecision(unit string, expected int64, t refTotals, level string) (ranked, winners []string, status string) {
-	ranked = slices.Clone(r.f.cands[unit])
-	sort.Slice(ranked, func(i, j int) bool {
-		a, b := ranked[i], ranked[j]
-		if t.votes[a] != t.votes[b] {
-			return t.votes[a] > t.votes[b]
-		}
-		if r.f.born[a] != r.f.born[b] {
-			return r.f.born[a] < r.f.born[b]
-		}
-		return a < b
-	})
-	seats := r.f.seats[unit]
-	pass := func(c string) bool { return 2*t.votes[c] > t.counts.Valid }
-	winners = []string{}
-	for i := 0; i < seats && pass(ranked[i]); i++ {
-		winners = append(winners, ranked[i])
-	}
-	tie := false
-	if len(winners) == seats {
-		a, b := ranked[seats-1], ranked[seats]
-		if pass(b) && t.votes[a] == t.votes[b] && r.f.born[a] == r.f.born[b] {
-			tie = true
-			var keep []string
-			for _, w := range winners {
-				if !(t.votes[w] == t.votes[a] && r.f.born[w] == r.f.born[a]) {
-					keep = append(keep, w)
-				}
-			}
-			winners = append([]string{}, keep...)
-		}
-	}
-	switch {
-	case t.final < expected:
-		status = "counting"
-	case 2*t.counts.Voted <= t.counts.Registered:
-		status, winners = "re_election", []string{}
-	case tie:
-		status = "tie"
-	case level == "national" && len(winners) < seats, level != "national" && 3*len(winners) < 2*seats:
-		status = "additional_election"
-	default:
-		status = "decided"
-	}
-	return ranked, winners, status
-}
-
-// compare checks every area and unit result of store against the reference.
-func compare(t *testing.T, store *projections.Store, ref *reference, wantSeq uint64) {
+// compareAudit checks every result, station record, history and outcome
+// of store against the audit fold (package audit: the one reference fold,
+// behind tally verify).
+func compareAudit(t *testing.T, store *projections.Store, af *audit.Fold) {
 	t.Helper()
-	f := ref.f
-	for _, contest := range []string{"QH", "HDND"} {
-		for _, a := range f.e.Areas {
-			got, err := store.AreaResult(contest, a.ID)
-			if err != nil {
-				t.Fatalf("AreaResult(%s, %s): %v", contest, a.ID, err)
-			}
-			want := ref.totals(contest, ref.inArea(a.ID))
-			gotT := refTotals{reporting: got.StationsReporting, final: got.StationsFinal, votes: got.Votes,
-				counts: tally.Counts{Registered: got.Registered, Voted: got.Voted, Issued: got.Issued, Received: got.Received, Valid: got.Valid, Invalid: got.Invalid}}
-			if !reflect.DeepEqual(gotT, want) {
-				t.Fatalf("area %s contest %s:\n got %+v\nwant %+v", a.ID, contest, gotT, want)
-			}
-			if got.AppliedSeq != wantSeq {
-				t.Fatalf("area %s applied_seq %d, want %d", a.ID, got.AppliedSeq, wantSeq)
-			}
-		}
-		for _, u := range f.e.Contests[map[string]int{"QH": 0, "HDND": 1}[contest]].Units {
-			got, err := store.UnitResult(contest, u.ID)
-			if err != nil {
-				t.Fatalf("UnitResult(%s): %v", u.ID, err)
-			}
-			want := ref.totals(contest, func(st string) bool { return f.unitOf[contest+"/"+st] == u.ID })
-			expected := int64(0)
-			for k, v := range f.unitOf {
-				if v == u.ID && k[:len(contest)+1] == contest+"/" {
-					expected++
-				}
-			}
-			ranked, winners, status := ref.unitDecision(u.ID, expected, want, f.level[contest])
-			var gotRanked []string
-			for _, c := range got.Candidates {
-				gotRanked = append(gotRanked, c.ID)
-				if c.Votes != want.votes[c.ID] {
-					t.Fatalf("unit %s candidate %s: %d votes, want %d", u.ID, c.ID, c.Votes, want.votes[c.ID])
-				}
-			}
-			gotCounts := tally.Counts{Registered: got.Registered, Voted: got.Voted, Issued: got.Issued, Received: got.Received, Valid: got.Valid, Invalid: got.Invalid}
-			if got.StationsReporting != want.reporting || got.StationsFinal != want.final || gotCounts != want.counts ||
-				int64(got.StationsExpected) != expected || !slices.Equal(gotRanked, ranked) ||
-				!slices.Equal(got.Winners, winners) || string(got.Status) != status {
-				t.Fatalf("unit %s:\n got reporting=%d final=%d expected=%d counts=%+v ranked=%v winners=%v status=%s\nwant reporting=%d final=%d expected=%d counts=%+v ranked=%v winners=%v status=%s",
-					u.ID, got.StationsReporting, got.StationsFinal, got.StationsExpected, gotCounts, gotRanked, got.Winners, got.Status,
-					want.reporting, want.final, expected, want.counts, ranked, winners, status)
-			}
-		}
+	meta, err := store.Meta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Compare(af, store, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Differences) > 0 {
+		n := min(len(rep.Differences), 10)
+		t.Fatalf("%d differences with the audit fold, first %d: %v", len(rep.Differences), n, rep.Differences[:n])
+	}
+	if rep.Compared.Areas == 0 || rep.Compared.Units == 0 || rep.Compared.Messages == 0 {
+		t.Fatalf("audit compared nothing: %+v", rep.Compared)
 	}
 }
 
 // TestFoldMatchesReference folds shuffled election nights straight into the
 // Fold, committing at random points and closing and reopening the store at
 // random points (as a restart would), and compares every result with the
-// reference after each run.
+// audit fold after each run.
 func TestFoldMatchesReference(t *testing.T) {
 	seeds := 12
 	if testing.Short() {
@@ -432,7 +254,7 @@ func TestFoldMatchesReference(t *testing.T) {
 			fx := genElection(t, rng, 3+rng.IntN(4), 5+rng.IntN(11))
 			ms := genMinutes(rng, fx)
 			total += len(ms)
-			ref := newReference(fx)
+			af := audit.New(fx.e)
 			dir := t.TempDir()
 			store, err := projections.Open(dir, fx.e)
 			if err != nil {
@@ -456,12 +278,12 @@ func TestFoldMatchesReference(t *testing.T) {
 				}
 				if got.String() != wantOutcome[i] {
 					m := ms[i]
-					t.Fatalf("message %d (%s %s v%d %s): outcome %s, reference says %s", i+1, m.Contest, m.Station, m.Version, m.Status, got, wantOutcome[i])
+					t.Fatalf("message %d (%s %s v%d %s): outcome %s, the audit fold says %s", i+1, m.Contest, m.Station, m.Version, m.Status, got, wantOutcome[i])
 				}
 			}
 			crashes := 0
 			for i := range ms {
-				wantOutcome[i] = ref.apply(ms[i])
+				wantOutcome[i] = string(af.Apply(msgs[i].Seq, msgs[i].Subject, msgs[i].Data).Outcome)
 				outcomes[wantOutcome[i]]++
 				apply(i)
 				if rng.IntN(20) == 0 {
@@ -492,9 +314,9 @@ func TestFoldMatchesReference(t *testing.T) {
 			if _, err := store.Fold().Commit(); err != nil {
 				t.Fatal(err)
 			}
-			compare(t, store, ref, uint64(len(ms)))
+			compareAudit(t, store, af)
 			meta, _ := store.Meta()
-			if meta.Applied != ref.applied || meta.Duplicates != uint64(outcomes["duplicate"]) || meta.Stale != uint64(outcomes["stale"]) || meta.Rejected != uint64(outcomes["rejected"]) {
+			if meta.Applied != af.Counts().Applied || meta.Duplicates != uint64(outcomes["duplicate"]) || meta.Stale != uint64(outcomes["stale"]) || meta.Rejected != uint64(outcomes["rejected"]) {
 				t.Fatalf("meta %+v, reference outcomes %v", meta, outcomes)
 			}
 			if outcomes["applied"] == 0 || outcomes["stale"]+outcomes["duplicate"]+outcomes["rejected"] == 0 {
@@ -506,7 +328,7 @@ func TestFoldMatchesReference(t *testing.T) {
 			if store, err = projections.Open(dir, fx.e); err != nil {
 				t.Fatal(err)
 			}
-			compare(t, store, ref, uint64(len(ms)))
+			compareAudit(t, store, af)
 		})
 	}
 	t.Logf("%d seeds, %d minutes in all, %d simulated crashes", seeds, total, crashTotal)

@@ -18,22 +18,28 @@ import (
 
 // AreaResult is the result of a contest in an area (CONTRACT §4).
 type AreaResult struct {
-	Contest           string           `json:"contest"`
-	Area              string           `json:"area"`
-	Level             tally.AreaLevel  `json:"level"`
-	Name              string           `json:"name"`
-	StationsExpected  int              `json:"stations_expected"`
-	StationsReporting int64            `json:"stations_reporting"`
-	StationsFinal     int64            `json:"stations_final"`
-	Registered        int64            `json:"registered"`
-	Voted             int64            `json:"voted"`
-	Issued            int64            `json:"issued"`
-	Received          int64            `json:"received"`
-	Valid             int64            `json:"valid"`
-	Invalid           int64            `json:"invalid"`
-	Votes             map[string]int64 `json:"votes"`
-	AppliedSeq        uint64           `json:"applied_seq"`
+	Contest           string          `json:"contest"`
+	Area              string          `json:"area"`
+	Level             tally.AreaLevel `json:"level"`
+	Name              string          `json:"name"`
+	StationsExpected  int             `json:"stations_expected"`
+	StationsReporting int64           `json:"stations_reporting"`
+	StationsFinal     int64           `json:"stations_final"`
+	Registered        int64           `json:"registered"`
+	Voted             int64           `json:"voted"`
+	Issued            int64           `json:"issued"`
+	Received          int64           `json:"received"`
+	Valid             int64           `json:"valid"`
+	Invalid           int64           `json:"invalid"`
+	// Votes is left out (nil) below the contest's council level, and where
+	// no unit has stations in the area (CONTRACT §4 v2).
+	Votes      map[string]int64 `json:"votes,omitzero"`
+	Units      UnitsSummary     `json:"units"`
+	AppliedSeq uint64           `json:"applied_seq"`
 
+	// hasVotes: the result carries votes (Votes may be nil when read for
+	// the SSE hub, which renders them from sorted).
+	hasVotes bool
 	// order and sorted are Votes in key order, as the store read them, so
 	// that MarshalJSON need not sort a province's tens of thousands of
 	// candidates at every change.
@@ -76,13 +82,13 @@ func (r *AreaResult) AppendJSON(dst []byte) []byte {
 	dst = num(dst, "received", r.Received)
 	dst = num(dst, "valid", r.Valid)
 	dst = num(dst, "invalid", r.Invalid)
-	dst = append(dst, `,"votes":`...)
 	switch {
-	case r.order != nil && len(r.sorted) == len(r.order.ids) && (r.Votes == nil || len(r.Votes) == len(r.sorted)):
+	case r.order != nil && r.hasVotes && len(r.sorted) == len(r.order.ids) && (r.Votes == nil || len(r.Votes) == len(r.sorted)):
+		dst = append(dst, `,"votes":`...)
 		dst = r.order.appendJSON(dst, r.sorted) // from a Store
-	case r.Votes == nil:
-		dst = append(dst, "null"...)
+	case r.Votes == nil: // omitzero
 	default: // not read from a Store: sort here
+		dst = append(dst, `,"votes":`...)
 		ids := slices.Sorted(maps.Keys(r.Votes))
 		dst = append(dst, '{')
 		for i, id := range ids {
@@ -95,9 +101,32 @@ func (r *AreaResult) AppendJSON(dst []byte) []byte {
 		}
 		dst = append(dst, '}')
 	}
-	dst = append(dst, `,"applied_seq":`...)
+	u := &r.Units
+	dst = append(dst, `,"units":{"total":`...)
+	dst = strconv.AppendInt(dst, int64(u.Total), 10)
+	dst = num(dst, "counting", int64(u.Counting))
+	dst = num(dst, "decided", int64(u.Decided))
+	dst = num(dst, "tie", int64(u.Tie))
+	dst = num(dst, "additional_election", int64(u.AdditionalElection))
+	dst = num(dst, "re_election", int64(u.ReElection))
+	dst = num(dst, "seats", int64(u.Seats))
+	dst = num(dst, "winners", int64(u.Winners))
+	dst = append(dst, `},"applied_seq":`...)
 	dst = strconv.AppendUint(dst, r.AppliedSeq, 10)
 	return append(dst, '}')
+}
+
+// UnitsSummary counts the units of a contest whose listed stations all lie
+// in an area, by status, with their seats and winners (CONTRACT §4 v2).
+type UnitsSummary struct {
+	Total              int   `json:"total"`
+	Counting           int   `json:"counting"`
+	Decided            int   `json:"decided"`
+	Tie                int   `json:"tie"`
+	AdditionalElection int   `json:"additional_election"`
+	ReElection         int   `json:"re_election"`
+	Seats              int   `json:"seats"`
+	Winners            int64 `json:"winners"`
 }
 
 // voteOrder is an area's candidate ids in byte order and, for each, its
@@ -170,7 +199,11 @@ type UnitResult struct {
 	Candidates        []CandidateResult `json:"candidates"`
 	Winners           []string          `json:"winners"`
 	Status            tally.UnitStatus  `json:"status"`
-	AppliedSeq        uint64            `json:"applied_seq"`
+	Round             tally.Round       `json:"round"`
+	// Council is the area whose People's Council the unit elects (given or
+	// inferred); absent in a national contest.
+	Council    string `json:"council,omitempty"`
+	AppliedSeq uint64 `json:"applied_seq"`
 }
 
 // CandidateResult is one candidate of a unit result, in rank order.
@@ -252,7 +285,17 @@ func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool
 		StationsExpected: s.e.Expected(c, ai), StationsReporting: agg.reporting, StationsFinal: agg.final,
 		Registered: agg.counts.Registered, Voted: agg.counts.Voted, Issued: agg.counts.Issued,
 		Received: agg.counts.Received, Valid: agg.counts.Valid, Invalid: agg.counts.Invalid,
-		AppliedSeq: seq,
+		AppliedSeq: seq, hasVotes: s.e.AreaHasVotes(c, ai),
+	}
+	total, seats := s.e.AreaUnitTotals(c, ai)
+	sum := &agg.summary
+	res.Units = UnitsSummary{
+		Total: total, Seats: seats, Winners: sum.winners,
+		Decided: int(sum.decided), Tie: int(sum.tie), AdditionalElection: int(sum.additional), ReElection: int(sum.reElection),
+	}
+	res.Units.Counting = total - res.Units.Decided - res.Units.Tie - res.Units.AdditionalElection - res.Units.ReElection
+	if !res.hasVotes {
+		return res, nil
 	}
 	if withMap {
 		res.Votes = make(map[string]int64, len(agg.votes))
@@ -296,12 +339,18 @@ func (s *Store) unitResult(r aggregateReader, contest, unit string) (*UnitResult
 	d := s.e.Decide(c, ui, int(agg.final), agg.counts, agg.votes)
 	res := &UnitResult{
 		Contest: contest, Unit: unit, Level: "unit", Name: u.Name,
-		StationsExpected: len(s.e.UnitStations(c, ui)), StationsReporting: agg.reporting, StationsFinal: agg.final,
+		StationsExpected: s.e.UnitExpected(c, ui), StationsReporting: agg.reporting, StationsFinal: agg.final,
 		Registered: agg.counts.Registered, Voted: agg.counts.Voted, Issued: agg.counts.Issued,
 		Received: agg.counts.Received, Valid: agg.counts.Valid, Invalid: agg.counts.Invalid,
 		Votes: make(map[string]int64, len(u.Candidates)), Seats: u.Seats,
 		Candidates: make([]CandidateResult, 0, len(u.Candidates)), Winners: make([]string, 0, len(d.Winners)),
-		Status: d.Status, AppliedSeq: seq,
+		Status: d.Status, Round: u.Round, AppliedSeq: seq,
+	}
+	if res.Round == "" {
+		res.Round = tally.FirstRound
+	}
+	if co := s.e.UnitCouncil(c, ui); co >= 0 {
+		res.Council = s.e.Areas[co].ID
 	}
 	for k, cand := range u.Candidates {
 		res.Votes[cand.ID] = agg.votes[k]

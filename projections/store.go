@@ -98,8 +98,9 @@ func (s *Store) load() error {
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 		b := s.db.NewBatch()
-		b.Set(keyFingerprint, fp, nil)
-		b.Set(keyElectionID, []byte(s.e.ID), nil)
+		_ = b.Set(keyFingerprint, fp, nil)
+		_ = b.Set(keyLayout, []byte{layoutVersion}, nil)
+		_ = b.Set(keyElectionID, []byte(s.e.ID), nil)
 		err := b.Commit(pebble.Sync)
 		b.Close()
 		if err != nil {
@@ -112,6 +113,25 @@ func (s *Store) load() error {
 		closer.Close()
 		if !same {
 			return s.mismatch()
+		}
+		// Same election, older layout: the records cannot be read as they
+		// are, but the stream holds everything. ErrCorrupt makes
+		// OpenOrReset set them aside and the server fold them again.
+		v, closer, err := s.db.Get(keyLayout)
+		layout := byte(1)
+		switch {
+		case err == nil:
+			if len(v) == 1 {
+				layout = v[0]
+			} else {
+				layout = 0
+			}
+			closer.Close()
+		case !errors.Is(err, pebble.ErrNotFound):
+			return fmt.Errorf("read layout version: %w", err)
+		}
+		if layout != layoutVersion {
+			return fmt.Errorf("%w: projections written in layout %d, this tally reads layout %d: rebuild them from the stream", ErrCorrupt, layout, layoutVersion)
 		}
 	}
 
@@ -141,11 +161,15 @@ func (s *Store) load() error {
 		if !okC || !okS {
 			return fmt.Errorf("station record %q names no station of this election", key)
 		}
+		v, okV := s.e.Voter(c, st)
+		if !okV {
+			return fmt.Errorf("%w: station record %q: the station does not vote in the contest", ErrCorrupt, key)
+		}
 		payload, hist, err := decodeRecord(iter.Value(), nil)
 		if err != nil {
 			return fmt.Errorf("%w: station record %q: %w", ErrCorrupt, key, err)
 		}
-		cur := &f.state[c].stations[st]
+		cur := &f.state[c].stations[v]
 		cur.hist = hist
 		if len(payload) == 0 {
 			continue // only rejected messages so far
@@ -160,11 +184,12 @@ func (s *Store) load() error {
 		cur.payload = bytes.Clone(payload)
 		cur.hash = xxhashSum(payload)
 		copy(cur.votes, r.Votes)
-		f.contribute(r.Contest, r.Station, cur, +1)
+		f.contribute(r.Contest, r.Voter, cur, +1)
 	}
 	if err := iter.Error(); err != nil {
 		return fmt.Errorf("%w: read station records: %w", ErrCorrupt, err)
 	}
+	f.decideUnits()
 	for _, ref := range f.dirty {
 		f.aggregate(ref).dirty = false
 	}

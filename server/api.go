@@ -52,16 +52,22 @@ func (s *Server) routes() http.Handler {
 	}))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", s.metrics.instrument("dashboard", dashboard().ServeHTTP))
-	return securityHeaders(mux)
+	return securityHeaders(mux, s.tls)
 }
 
 // securityHeaders sets, on every answer, the headers that keep a browser
 // from sniffing a JSON answer into HTML, framing the dashboard, or sending
-// its address elsewhere. API answers get a CSP that allows nothing; the
-// dashboard replaces it with its own.
-func securityHeaders(next http.Handler) http.Handler {
+// its address elsewhere, and, over TLS, from ever using plain HTTP for
+// this host again (HSTS). API answers get a CSP that allows nothing; the
+// dashboard replaces it with its own. A request that carried both
+// Content-Length and Transfer-Encoding gets its connection closed.
+func securityHeaders(next http.Handler, tls bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		closeSmuggled(w, r)
 		h := w.Header()
+		if tls {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
@@ -105,10 +111,22 @@ func unauthorized(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusUnauthorized, msg)
 }
 
-// handleElection serves the election file as loaded (the dashboard draws its
-// tree from it).
+// ElectionView is the answer of GET /api/v1/election: the election file as
+// loaded, with its levels from the top (declared, or the default three) and
+// the warnings Parse found (CONTRACT §2). The dashboard draws its tree from
+// it, drilling down through Levels.
+type ElectionView struct {
+	*tally.Election
+	Levels   []tally.AreaLevel `json:"levels"`
+	Warnings []string          `json:"warnings"`
+}
+
 func (s *Server) handleElection(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.e)
+	warnings := s.e.Warnings()
+	if warnings == nil {
+		warnings = []string{}
+	}
+	writeJSON(w, http.StatusOK, ElectionView{Election: s.e, Levels: s.e.AreaLevels(), Warnings: warnings})
 }
 
 // SubmitResponse is the 202 answer to a submission.
@@ -124,6 +142,11 @@ type ErrorsResponse struct {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	// A page on another site must not submit through its visitor's
+	// browser, which can reach a tally on loopback.
+	if !s.checkSubmitHeaders(w, r) {
+		return
+	}
 	// With an operator token, a client that does not sign needs it; a
 	// wrong one is refused at once, whatever the body holds.
 	authed := s.cfg.Token == ""
@@ -222,6 +245,10 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "2")
 		writeError(w, http.StatusServiceUnavailable, "JetStream did not store the minutes; retry the same request: "+err.Error())
 		return
+	}
+	if pub.Claimed > 0 {
+		s.cfg.Logger.Warn("minutes whose message id another NATS publisher had already used were published again without one; they are stored",
+			"minutes", pub.Claimed, "seq", pub.Seq)
 	}
 	s.adm.noteStored(pub.Seq)
 	writeJSON(w, http.StatusAccepted, SubmitResponse{Accepted: len(ms), Seq: pub.Seq, Duplicates: pub.Duplicates})

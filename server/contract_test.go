@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/server"
 	"github.com/tallyvn/tally/tally"
@@ -120,6 +121,7 @@ type testServer struct {
 	srv    *server.Server
 	url    string
 	client *http.Client
+	nats   broker.Identity // admitted to publish any station's minutes over NATS
 }
 
 // startServer starts a server on a fresh data directory; configure, if not
@@ -127,7 +129,14 @@ type testServer struct {
 func startServer(t *testing.T, configure func(*server.Config)) *testServer {
 	t.Helper()
 	e := parseElection(t)
-	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"}
+	// An identity the operator admits to NATS (the listener never admits
+	// anonymous clients), for the tests that publish straight to NATS.
+	op, err := broker.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none",
+		NATSUsers: []broker.Authorized{{Key: op.Public}}}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -139,7 +148,7 @@ func startServer(t *testing.T, configure func(*server.Config)) *testServer {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	ts := &testServer{t: t, e: e, srv: srv, url: "http://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second}}
+	ts := &testServer{t: t, e: e, srv: srv, url: "http://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second}, nats: op}
 	t.Cleanup(func() {
 		ts.client.CloseIdleConnections()
 		cancel()
@@ -413,25 +422,39 @@ var qhFinal = map[string]M{
 // Results as the contract spells them.
 
 type areaResult struct {
-	Contest           string           `json:"contest"`
-	Area              string           `json:"area"`
-	Level             string           `json:"level"`
-	Name              string           `json:"name"`
-	StationsExpected  int64            `json:"stations_expected"`
-	StationsReporting int64            `json:"stations_reporting"`
-	StationsFinal     int64            `json:"stations_final"`
-	Registered        int64            `json:"registered"`
-	Voted             int64            `json:"voted"`
-	Issued            int64            `json:"issued"`
-	Received          int64            `json:"received"`
-	Valid             int64            `json:"valid"`
-	Invalid           int64            `json:"invalid"`
-	Votes             map[string]int64 `json:"votes"`
-	AppliedSeq        uint64           `json:"applied_seq"`
+	Contest           string `json:"contest"`
+	Area              string `json:"area"`
+	Level             string `json:"level"`
+	Name              string `json:"name"`
+	StationsExpected  int64  `json:"stations_expected"`
+	StationsReporting int64  `json:"stations_reporting"`
+	StationsFinal     int64  `json:"stations_final"`
+	Registered        int64  `json:"registered"`
+	Voted             int64  `json:"voted"`
+	Issued            int64  `json:"issued"`
+	Received          int64  `json:"received"`
+	Valid             int64  `json:"valid"`
+	Invalid           int64  `json:"invalid"`
+	// Votes is nil when the key is absent: below the contest's council
+	// level (CONTRACT §4 v2).
+	Votes      map[string]int64 `json:"votes"`
+	AppliedSeq uint64           `json:"applied_seq"`
+}
+
+// unitsSummary is an area result's units (CONTRACT §4 v2).
+type unitsSummary struct {
+	Total              int `json:"total"`
+	Counting           int `json:"counting"`
+	Decided            int `json:"decided"`
+	Tie                int `json:"tie"`
+	AdditionalElection int `json:"additional_election"`
+	ReElection         int `json:"re_election"`
+	Seats              int `json:"seats"`
+	Winners            int `json:"winners"`
 }
 
 var areaKeys = []string{"contest", "area", "level", "name", "stations_expected", "stations_reporting", "stations_final",
-	"registered", "voted", "issued", "received", "valid", "invalid", "votes", "applied_seq"}
+	"registered", "voted", "issued", "received", "valid", "invalid", "units", "applied_seq"}
 
 type candidateResult struct {
 	ID    string `json:"id"`
@@ -463,7 +486,7 @@ type unitResult struct {
 }
 
 var unitKeys = []string{"contest", "unit", "level", "name", "stations_expected", "stations_reporting", "stations_final",
-	"registered", "voted", "issued", "received", "valid", "invalid", "votes", "seats", "candidates", "winners", "status", "applied_seq"}
+	"registered", "voted", "issued", "received", "valid", "invalid", "votes", "seats", "candidates", "winners", "status", "round", "applied_seq"}
 
 func (ts *testServer) area(contest, area string) areaResult {
 	ts.t.Helper()
@@ -471,6 +494,16 @@ func (ts *testServer) area(contest, area string) areaResult {
 	raw := ts.get("/api/v1/contests/"+contest+"/areas/"+area, http.StatusOK, &r)
 	requireKeys(ts.t, "area result", raw, areaKeys...)
 	return r
+}
+
+// areaUnits returns the units summary of an area result.
+func (ts *testServer) areaUnits(contest, area string) unitsSummary {
+	ts.t.Helper()
+	var r struct {
+		Units unitsSummary `json:"units"`
+	}
+	ts.get("/api/v1/contests/"+contest+"/areas/"+area, http.StatusOK, &r)
+	return r.Units
 }
 
 func (ts *testServer) unit(contest, unit string) unitResult {
@@ -992,7 +1025,7 @@ func TestStatusCountsAfterKnownWorkload(t *testing.T) {
 // its stream sequence.
 func publish(t *testing.T, ts *testServer, subject string, data []byte) uint64 {
 	t.Helper()
-	nc, err := nats.Connect(ts.srv.NATSURL())
+	nc, err := nats.Connect(ts.srv.NATSURL(), ts.nats.Option())
 	if err != nil {
 		t.Fatalf("connect to %q: %v", ts.srv.NATSURL(), err)
 	}
@@ -1100,11 +1133,12 @@ func TestAreaResults(t *testing.T) {
 			Registered: 1700, Voted: 1200, Issued: 1200, Received: 1200, Valid: 1170, Invalid: 30,
 			Votes: map[string]int64{"Q-01-1": 600, "Q-01-2": 500, "Q-01-3": 500, "Q-02-1": 100, "Q-02-2": 0, "Q-02-3": 80, "Q-02-4": 0}, AppliedSeq: seq,
 		}},
+		// A district council seen from its province: no votes key (v2).
 		{"HDND-LB", "HN", areaResult{
 			Contest: "HDND-LB", Area: "HN", Level: "province", Name: "Thành phố Hà Nội",
 			StationsExpected: 4, StationsReporting: 2, StationsFinal: 1,
 			Registered: 1700, Voted: 1200, Issued: 1200, Received: 1200, Valid: 1170, Invalid: 30,
-			Votes: map[string]int64{"Q-01-1": 600, "Q-01-2": 500, "Q-01-3": 500, "Q-02-1": 100, "Q-02-2": 0, "Q-02-3": 80, "Q-02-4": 0}, AppliedSeq: seq,
+			AppliedSeq: seq,
 		}},
 	}
 	for _, tt := range tests {
@@ -1113,6 +1147,29 @@ func TestAreaResults(t *testing.T) {
 			mustEqual(t, "area result", ts.area(tt.contest, tt.area), tt.want)
 		})
 	}
+	t.Run("units summary", func(t *testing.T) {
+		ts := ts.on(t)
+		// HDND-LB's two units lie wholly in the district and the province;
+		// neither has all its stations final. Seats from the fixture.
+		seats := 0
+		c, ok := ts.e.ContestIndex("HDND-LB")
+		if !ok {
+			t.Fatal("fixture has no HDND-LB")
+		}
+		for _, u := range ts.e.Contests[c].Units {
+			seats += u.Seats
+		}
+		for _, area := range []string{"LB", "HN"} {
+			got := ts.areaUnits("HDND-LB", area)
+			if got.Total != 2 || got.Counting != 2 || got.Seats != seats || got.Decided+got.Tie+got.AdditionalElection+got.ReElection != 0 {
+				t.Errorf("HDND-LB %s units %+v, want 2 units counting, %d seats", area, got, seats)
+			}
+		}
+		// A ward holds neither unit whole: Ngọc Thụy's stations are split.
+		if got := ts.areaUnits("HDND-LB", "LB-TB"); got != (unitsSummary{}) {
+			t.Errorf("HDND-LB LB-TB units %+v, want none", got)
+		}
+	})
 
 	t.Run("unknown ids are 404", func(t *testing.T) {
 		ts := ts.on(t)
@@ -1509,23 +1566,23 @@ func TestRejectionsOfMinutesPublishedToNATS(t *testing.T) {
 		station    string // of the rejection
 		field      string
 		rule       string
-		historyFor string // station whose history records it, "" for none
+		historyFor string // station whose history records it: the subject's (the publisher's), else the payload's
 	}{
 		{"minutes breaking a rule on the proper subject", subject("LB-BD-02", "QH"),
 			qhFinal["LB-BD-02"].with("invalid", 11).json(), "LB-BD-02", "valid", tally.RuleValidInvalid, "LB-BD-02"},
 		{"valid minutes of another station", subject("LB-BD-02", "QH"),
-			qhFinal["LB-BD-01"].with("version", 5).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-01"},
+			qhFinal["LB-BD-01"].with("version", 5).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-02"},
 		{"valid minutes of another contest", subject("LB-BD-01", "QH"),
 			minutes("HDND-LB", "LB-BD-01", 1, "final", counts{1000, 900, 900, 900, 880, 20}, q1Votes(600, 500, 500)).json(), "LB-BD-01", "station", tally.RuleSubject, "LB-BD-01"},
 		{"valid minutes on a subject of the wrong shape", events.SubjectPrefix(electionID) + "LB.LB-NT-01",
 			qhFinal["LB-NT-01"].json(), "LB-NT-01", "station", tally.RuleSubject, "LB-NT-01"},
 		{"garbage bytes", subject("LB-NT-02", "QH"),
-			[]byte("\x00\xff\xfe rác không phải biên bản"), "", "payload", tally.RuleType, ""},
+			[]byte("\x00\xff\xfe rác không phải biên bản"), "", "payload", tally.RuleType, "LB-NT-02"},
 		{"truncated JSON", subject("LB-NT-02", "QH"),
-			qhFinal["LB-NT-02"].json()[:40], "", "payload", tally.RuleType, ""},
+			qhFinal["LB-NT-02"].json()[:40], "", "payload", tally.RuleType, "LB-NT-02"},
 		{"binary magic then garbage", subject("LB-TB-01", "QH"),
-			[]byte{events.BinaryMagic, 0x7f, 1, 2, 3}, "", "payload", tally.RuleType, ""},
-		{"empty payload", subject("LB-TB-02", "QH"), []byte{}, "", "payload", tally.RuleType, ""},
+			[]byte{events.BinaryMagic, 0x7f, 1, 2, 3}, "", "payload", tally.RuleType, "LB-TB-01"},
+		{"empty payload", subject("LB-TB-02", "QH"), []byte{}, "", "payload", tally.RuleType, "LB-TB-02"},
 	}
 	var seqs []uint64
 	for _, tt := range tests {
@@ -1605,7 +1662,7 @@ func TestRejectionsOfMinutesPublishedToNATS(t *testing.T) {
 		ts.waitApplied(dup)
 		v, _ := ts.station("QH", "LB-BD-01")
 		mustEqual(t, "history of LB-BD-01", v.History, []historyEntry{
-			{base, 1, "final", "applied"}, {seqs[1], 5, "final", "rejected"}, {dup, 1, "final", "duplicate"},
+			{base, 1, "final", "applied"}, {seqs[2], 1, "final", "rejected"}, {dup, 1, "final", "duplicate"},
 		})
 		mustEqual(t, "status", ts.status(), statusAnswer{
 			Election: electionID, StreamSeq: dup, AppliedSeq: dup, Applied: 2, Rejected: uint64(len(tests)), Duplicates: 1,
@@ -1739,4 +1796,25 @@ func TestVietnameseNamesRoundTrip(t *testing.T) {
 			t.Errorf("Q-02-1 name % x, want % x", got, nfd)
 		}
 	})
+}
+
+// TestElectionListsLevelsAndWarnings: GET /api/v1/election holds the file
+// as loaded plus its levels from the top (the default three for a file that
+// declares none) and the warnings Parse found (CONTRACT §2 v2).
+func TestElectionListsLevelsAndWarnings(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	var got struct {
+		ID       string   `json:"id"`
+		Levels   []string `json:"levels"`
+		Warnings []string `json:"warnings"`
+	}
+	raw := ts.get("/api/v1/election", http.StatusOK, &got)
+	requireKeys(t, "election", raw, "id", "levels", "warnings", "areas", "stations", "contests")
+	if got.ID != ts.e.ID || strings.Join(got.Levels, ",") != "province,district,ward" {
+		t.Errorf("election %q levels %v, want %q and province, district, ward", got.ID, got.Levels, ts.e.ID)
+	}
+	if len(got.Warnings) != len(ts.e.Warnings()) {
+		t.Errorf("warnings %q, Parse found %q", got.Warnings, ts.e.Warnings())
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
@@ -121,13 +122,17 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	// A JetStream publish returns once the message is stored, so the
+	// stream's last position below is known; a core publish is stored
+	// some time after Flush.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range lines[20:40] {
-		if err := nc.Publish(events.SubjectPrefix(e.ID)+"x.y.z.QH", l); err != nil {
+		if _, err := js.Publish(context.Background(), events.SubjectPrefix(e.ID)+"x.y.z.QH", l); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
 	}
 	want := seq + 20
 	r = open()

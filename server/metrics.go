@@ -26,6 +26,7 @@ type metrics struct {
 	httpLatency *prometheus.HistogramVec
 	sseClients  prometheus.Gauge
 	sseDropped  prometheus.Counter
+	sseRefused  prometheus.Counter
 	// refusals and refusalsLost count the gateway's 422 refusals recorded
 	// for officials, and those the full log could not keep.
 	refusals     prometheus.Counter
@@ -76,6 +77,10 @@ func newMetrics(store *projections.Store) *metrics {
 			Name: "tally_sse_clients",
 			Help: "Server-sent-event clients connected.",
 		}),
+		sseRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_sse_refused_total",
+			Help: "Event streams refused with 503: the server's cap or the client's (one remote IP address) was reached.",
+		}),
 		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tally_sse_coalesced_total",
 			Help: "Result updates a lagging SSE client skipped because a newer value of the same result replaced them.",
@@ -90,7 +95,7 @@ func newMetrics(store *projections.Store) *metrics {
 		}),
 	}
 	reg.MustRegister(m.events, m.batchSize, m.commit, m.lag, m.pending, m.appliedSeq,
-		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.refusals, m.refusalsLost,
+		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.sseRefused, m.refusals, m.refusalsLost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		pebbleCollector{store: store}, progressCollector{store: store}, buildInfoGauge())
 	for _, o := range []projections.Outcome{projections.Applied, projections.Stale, projections.Duplicate, projections.Rejected} {

@@ -627,6 +627,7 @@ func TestExternalNATSWithIdentities(t *testing.T) {
 
 	ts := startServer(t, func(c *server.Config) {
 		c.Election, c.NATSURL, c.GatewayNATS, c.AggregatorNATS = e, ext.ClientURL(), &gw, &agg
+		c.NATSUsers = nil // the external server's configuration admits its own
 	})
 	ts.e = e
 	if !ts.srv.NATSAuth() {
@@ -710,4 +711,95 @@ func TestTLS(t *testing.T) {
 	} else {
 		t.Logf("client not trusting the certificate: %v", err)
 	}
+}
+
+// TestNATSOperatorIdentities (issue 13, 1): an unsealed election's listener
+// admits the identities the operator listed, each allowed only to publish
+// the minutes it is for; none may call the JetStream API, so none can
+// purge or delete the stream or the fold's consumer. Anonymous clients are
+// refused. Without any identity the listener admits only tally's own.
+func TestNATSOperatorIdentities(t *testing.T) {
+	t.Parallel()
+	op, _ := broker.NewIdentity()
+	scoped, _ := broker.NewIdentity()
+	ts := startServer(t, func(c *server.Config) {
+		c.Token = testToken
+		c.NATSListen = "127.0.0.1:0"
+		c.NATSUsers = []broker.Authorized{{Key: op.Public}, {Key: scoped.Public, Station: "LB-NT-01"}}
+	})
+	url := ts.srv.NATSURL()
+	if got := ts.srv.NATSAdmits(); !strings.Contains(got, "2 operator identities") || !strings.Contains(got, "no anonymous") {
+		t.Errorf("NATSAdmits %q, want it to name 2 operator identities and no anonymous client", got)
+	}
+	if nc, err := nats.Connect(url, nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("anonymous NATS client admitted")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	connect := func(id broker.Identity, inbox string) (*nats.Conn, jetstream.JetStream, chan error) {
+		errs := make(chan error, 8)
+		opts := []nats.Option{id.Option(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		})}
+		if inbox != "" {
+			opts = append(opts, nats.CustomInboxPrefix(inbox))
+		}
+		nc, err := broker.Dial(url, "operator", opts...)
+		if err != nil {
+			t.Fatalf("operator identity refused: %v", err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return nc, js, errs
+	}
+	nc, js, errs := connect(op, "")
+	ack, err := js.Publish(ctx, events.Subject(ts.e, stationIndex(t, ts.e, "LB-NT-02"), "QH"), qhFinal["LB-NT-02"].json())
+	if err != nil {
+		t.Fatalf("operator identity cannot publish minutes: %v", err)
+	}
+	ts.waitApplied(ack.Sequence)
+	if st, _ := ts.station("QH", "LB-NT-02"); string(st.Current) == "null" {
+		t.Fatal("minutes the operator's identity published were not applied")
+	}
+	stream := events.StreamName(ts.e.ID)
+	for _, api := range []string{"$JS.API.STREAM.PURGE." + stream, "$JS.API.STREAM.DELETE." + stream, "$JS.API.STREAM.MSG.DELETE." + stream,
+		"$JS.API.CONSUMER.DELETE." + stream + ".tally-fold", "$JS.API.INFO", "$JS.API.STREAM.CREATE.EVIL"} {
+		before := snapshot(ts.on(t), true)
+		if _, err := nc.Request(api, []byte(`{"seq":1}`), 200*time.Millisecond); err == nil {
+			t.Fatalf("the operator identity's request to %s was answered", api)
+		}
+		t.Logf("attack %q: server said %q", api, permissionViolation(t, errs))
+		requireUnchanged(t, api, before, snapshot(ts.on(t), true))
+	}
+	if st := ts.status(); st.StreamSeq != ack.Sequence {
+		t.Errorf("stream_seq %d, want %d", st.StreamSeq, ack.Sequence)
+	}
+
+	// An identity for one station publishes that station's minutes only.
+	_, jsS, errsS := connect(scoped, broker.StationInbox("LB-NT-01"))
+	if _, err := jsS.Publish(ctx, events.Subject(ts.e, stationIndex(t, ts.e, "LB-NT-01"), "QH"), qhFinal["LB-NT-01"].json()); err != nil {
+		t.Fatalf("station identity cannot publish its own minutes: %v", err)
+	}
+	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = jsS.Publish(short, events.Subject(ts.e, stationIndex(t, ts.e, "LB-TB-01"), "QH"), qhFinal["LB-TB-01"].json())
+	stop()
+	if err == nil {
+		t.Fatal("an identity for LB-NT-01 published LB-TB-01's minutes")
+	}
+	t.Logf("attack %q: server said %q", "another station's subject", permissionViolation(t, errsS))
+
+	// No identity listed: the listener admits only tally's own.
+	bare := startServer(t, func(c *server.Config) { c.NATSListen, c.NATSUsers = "127.0.0.1:0", nil })
+	if got := bare.srv.NATSAdmits(); !strings.Contains(got, "only tally's own") {
+		t.Errorf("NATSAdmits %q without identities, want only tally's own", got)
+	}
+	if nc, err := nats.Connect(bare.srv.NATSURL(), nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("anonymous NATS client admitted by a listener without identities")
+	}
+	bare.submit(object(qhFinal["LB-NT-01"])) // the gateway works all the same
 }

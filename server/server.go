@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,9 +79,22 @@ type Config struct {
 	// aggregator manages the stream and folds it (broker.Roles). With an
 	// external server (NATSURL) they are the keys its configuration grants
 	// those permissions (`tally nats-config`); nil there: one anonymous
-	// connection. In embedded mode they are used only when the election is
-	// sealed, and generated in memory when nil.
+	// connection. In embedded mode they are generated in memory when nil.
 	GatewayNATS, AggregatorNATS *broker.Identity
+	// NATSUsers are the identities the operator admits to the embedded
+	// server's listener besides the sealed stations (broker.Authorized).
+	// The embedded server never admits anonymous clients: with neither
+	// seals nor NATSUsers, its listener admits only tally's own
+	// identities (see NATSAdmits).
+	NATSUsers []broker.Authorized
+	// AllowOrigins are the origins (scheme://host[:port]) besides the
+	// server's own whose pages may POST minutes; "*" allows any. A POST
+	// with another Origin header is refused with 403.
+	AllowOrigins []string
+	// MaxStreams caps the event streams (GET /api/v1/stream) open at once;
+	// MaxStreamsPerClient caps those of one remote IP address. Past
+	// either the answer is 503. Defaults 1,000 and 16.
+	MaxStreams, MaxStreamsPerClient int
 	// Token, when not empty, is the operator token: a submission must carry
 	// "Authorization: Bearer TOKEN" unless every minutes in it is for a
 	// sealed station (whose signature vouches for it instead).
@@ -142,6 +156,12 @@ func (c *Config) ensureDefaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 1000
+	}
+	if c.MaxStreamsPerClient <= 0 {
+		c.MaxStreamsPerClient = 16
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,17 +175,20 @@ type Server struct {
 	// nc is the aggregator's connection (the stream, the fold's consumer);
 	// gw is the gateway's (publishing accepted minutes). They are one and
 	// the same connection unless tally has NATS identities.
-	nc, gw  *nats.Conn
-	js      jetstream.JetStream
-	tls     bool // the HTTP listener serves TLS
-	stream  jetstream.Stream
-	store   *projections.Store
-	pub     *events.Publisher
-	ln      net.Listener
-	http    *http.Server
-	metrics *metrics
-	hub     *hub
-	adm     *admission
+	nc, gw *nats.Conn
+	js     jetstream.JetStream
+	tls    bool // the HTTP listener serves TLS
+	// tlsConfig is the HTTP listener's TLS configuration, nil without TLS.
+	tlsConfig *tls.Config
+	streams   *streamLimit
+	stream    jetstream.Stream
+	store     *projections.Store
+	pub       *events.Publisher
+	ln        net.Listener
+	http      *http.Server
+	metrics   *metrics
+	hub       *hub
+	adm       *admission
 	// refusals keeps the gateway's 422 refusals (refusals.go); times and
 	// reports serve the officials' views (officials.go).
 	refusals *refusalLog
@@ -223,6 +246,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s := &Server{cfg: cfg, e: cfg.Election, durable: durable}
 	s.mu.changed = make(chan struct{})
+	// What the law bounds but the file exceeds: said once at start, and
+	// listed by GET /api/v1/election (CONTRACT §2).
+	for _, w := range cfg.Election.Warnings() {
+		cfg.Logger.Warn("election file", "warning", w)
+	}
 	defer func() {
 		if err != nil {
 			s.closeAll()
@@ -295,16 +323,20 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("TLS certificate: %w", err)
 		}
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		// HTTP/1.1 only: the listener below hands the server wrapped
+		// connections, which it serves as HTTP/1.1.
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 		s.tls = true
+		s.tlsConfig = tlsConfig
 	}
 	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
 	}
+	s.streams = &streamLimit{max: cfg.MaxStreams, perClient: cfg.MaxStreamsPerClient, byIP: map[string]int{}}
 	s.http = &http.Server{
 		Handler:           s.routes(),
-		TLSConfig:         tlsConfig,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -329,15 +361,43 @@ func (s *Server) URL() string {
 }
 
 // NATSAuth reports whether tally's NATS connections authenticate with
-// their own identities (and, embedded, whether stations must).
+// their own identities (always with the embedded server, whose clients
+// must all be known).
 func (s *Server) NATSAuth() bool { return s.gw != s.nc }
 
+// NATSAdmits says who the embedded server's listener admits: sealed
+// stations, the operator's identities (Config.NATSUsers), or only tally's
+// own identities; "" with no listener or an external server.
+func (s *Server) NATSAdmits() string {
+	if s.embedded == nil || s.embedded.ClientURL() == "" {
+		return ""
+	}
+	var who []string
+	n := 0
+	for i := range s.e.Stations {
+		if s.e.Stations[i].Seal != "" {
+			n++
+		}
+	}
+	if n > 0 {
+		who = append(who, fmt.Sprintf("%d sealed stations", n))
+	}
+	if n = len(s.cfg.NATSUsers); n > 0 {
+		who = append(who, fmt.Sprintf("%d operator identities", n))
+	}
+	if len(who) == 0 {
+		return "only tally's own identities: no station can connect"
+	}
+	return strings.Join(who, " and ") + ", by nkey; no anonymous client"
+}
+
 // connect starts the embedded NATS server or dials the external one and
-// opens tally's connections: one anonymous connection, or, for a sealed
-// election on the embedded server (whose only users are then the sealed
-// stations, the gateway and the aggregator: anonymous clients are refused)
-// and for an external server given identities, one connection per role,
-// each allowed only what that role needs.
+// opens tally's connections: on the embedded server (whose only users are
+// the sealed stations, the operator's identities, the gateway and the
+// aggregator: anonymous clients are refused), and on an external server
+// given identities, one connection per role, each allowed only what that
+// role needs; on an external server without identities, one anonymous
+// connection.
 func (s *Server) connect() error {
 	cfg := &s.cfg
 	gw, agg := cfg.GatewayNATS, cfg.AggregatorNATS
@@ -351,28 +411,20 @@ func (s *Server) connect() error {
 	})
 	var err error
 	if cfg.NATSURL == "" {
-		opts := broker.EmbeddedOptions{Dir: cfg.DataDir, Listen: cfg.NATSListen, Logger: cfg.Logger}
-		sealed := s.e.Sealed()
-		if sealed {
-			if gw == nil {
-				g, err := broker.NewIdentity()
-				if err != nil {
-					return err
-				}
-				a, err := broker.NewIdentity()
-				if err != nil {
-					return err
-				}
-				gw, agg = &g, &a
+		if gw == nil {
+			g, err := broker.NewIdentity()
+			if err != nil {
+				return err
 			}
-			opts.Users = broker.Users(s.e, broker.Roles{Gateway: gw.Public, Aggregator: agg.Public})
+			a, err := broker.NewIdentity()
+			if err != nil {
+				return err
+			}
+			gw, agg = &g, &a
 		}
+		opts := broker.EmbeddedOptions{Dir: cfg.DataDir, Listen: cfg.NATSListen, Logger: cfg.Logger,
+			Users: broker.Users(s.e, broker.Roles{Gateway: gw.Public, Aggregator: agg.Public}, cfg.NATSUsers...)}
 		if s.embedded, err = broker.StartEmbedded(opts); err != nil {
-			return err
-		}
-		if !sealed {
-			s.nc, err = s.embedded.Connect("tally", logErrs)
-			s.gw = s.nc
 			return err
 		}
 		if s.nc, err = s.embedded.Connect("tally-aggregator", agg.Option(), logErrs); err != nil {
@@ -382,6 +434,9 @@ func (s *Server) connect() error {
 			return fmt.Errorf("gateway: %w", err)
 		}
 		return nil
+	}
+	if len(cfg.NATSUsers) > 0 {
+		return errors.New("server: NATS users are for the embedded server; an external server's configuration admits its own")
 	}
 	if gw == nil {
 		s.nc, err = broker.Dial(cfg.NATSURL, "tally", logErrs)
@@ -532,12 +587,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		var err error
-		if s.tls {
-			err = s.http.ServeTLS(s.ln, "", "") // the certificate is in TLSConfig
-		} else {
-			err = s.http.Serve(s.ln)
+		ln := s.ln
+		if tlsConfig := s.tlsConfig; tlsConfig != nil {
+			ln = tls.NewListener(ln, tlsConfig)
 		}
+		// Connections are wrapped above TLS: the guard reads plain HTTP.
+		err := s.http.Serve(guardListener{ln})
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}

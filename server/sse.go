@@ -222,9 +222,14 @@ func (h *hub) matches(f sseFilter, r projections.Ref) bool {
 func (h *hub) all(f sseFilter) []projections.Ref {
 	var out []projections.Ref
 	for c := range h.e.Contests {
-		for a := range h.e.Areas {
-			r := projections.Ref{Contest: int32(c), Index: int32(a)}
-			if h.e.Expected(c, a) > 0 && h.matches(f, r) {
+		if f.contest >= 0 && c != f.contest {
+			continue
+		}
+		// Only the areas holding stations of the contest (a national file
+		// has thousands of contests, each in a few areas).
+		for _, a := range h.e.ContestAreas(c) {
+			r := projections.Ref{Contest: int32(c), Index: a}
+			if h.matches(f, r) {
 				out = append(out, r)
 			}
 		}
@@ -327,6 +332,14 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "streaming not supported: "+err.Error())
 		return
 	}
+	ip := remoteIP(r)
+	if why := s.streams.acquire(ip); why != "" {
+		s.metrics.sseRefused.Inc()
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, why+"; try again later")
+		return
+	}
+	defer s.streams.release(ip)
 	c := &sseClient{h: h, filter: f, signal: make(chan struct{}, 1)}
 	c.mu.pending = map[projections.Ref]struct{}{}
 

@@ -9,99 +9,164 @@ import (
 	"time"
 )
 
-// AreaLevel is the administrative level of an area.
+// AreaLevel is the administrative level of an area: one of the levels the
+// election file declares (CONTRACT §2 v2).
 type AreaLevel string
 
-// Area levels, from the top.
+// The levels of the 2021 structure (the default) and of the two-tier
+// structure in force since 1 July 2025.
 const (
 	Province AreaLevel = "province"
 	District AreaLevel = "district"
-	Ward     AreaLevel = "ward" // every commune-level unit: phường, xã, thị trấn
+	Ward     AreaLevel = "ward"    // the 2021 bottom level: every commune-level unit (phường, xã, thị trấn)
+	Commune  AreaLevel = "commune" // the two-tier bottom level (phường, xã, đặc khu)
 )
 
+// DefaultLevels are the levels of a file that declares none (v1, 2021).
+var DefaultLevels = []AreaLevel{Province, District, Ward}
+
+// MaxLevels bounds the declared levels.
+const MaxLevels = 4
+
 // ContestLevel says which body a contest elects; it decides the
-// additional-election rule (DOMAIN.md, Art. 79).
+// additional-election rule (DOMAIN.md, Art. 79). A council contest's level
+// is one of the file's levels; "commune" always names the bottom one.
 type ContestLevel string
 
 // Contest levels.
 const (
 	National        ContestLevel = "national" // Quốc hội
 	ProvinceCouncil ContestLevel = "province" // HĐND tỉnh
-	DistrictCouncil ContestLevel = "district" // HĐND huyện
-	CommuneCouncil  ContestLevel = "commune"  // HĐND xã
+	DistrictCouncil ContestLevel = "district" // HĐND huyện (2021 only)
+	CommuneCouncil  ContestLevel = "commune"  // HĐND xã: the bottom level, whatever its name
+)
+
+// Round is which round of voting a unit holds (CONTRACT §2 v2).
+type Round string
+
+// Rounds. The empty Round is the first.
+const (
+	FirstRound Round = "first"
+	Additional Round = "additional"  // bầu thêm (Art. 79): only the seats still empty
+	ReVote     Round = "re_election" // bầu cử lại (Art. 80): the whole unit votes again
 )
 
 // Election is one election file (CONTRACT §2) plus the indexes compiled from
 // it. The exported fields mirror the file; the indexes are reached through
 // methods.
 type Election struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Date     string    `json:"date"`
-	Areas    []Area    `json:"areas"`
-	Stations []Station `json:"stations"`
-	Contests []Contest `json:"contests"`
+	ID       string      `json:"id"`
+	Name     string      `json:"name"`
+	Date     string      `json:"date"`
+	Levels   []AreaLevel `json:"levels,omitempty"`
+	Areas    []Area      `json:"areas"`
+	Stations []Station   `json:"stations"`
+	Contests []Contest   `json:"contests"`
 
+	levels     []AreaLevel // Levels, or DefaultLevels
 	areaIdx    map[string]int
 	stationIdx map[string]int
 	contestIdx map[string]int
 	unitIdx    map[string][2]int // unit id -> contest, unit
 	candIdx    map[string][3]int // candidate id -> contest, unit, candidate
 	sealed     bool              // some station has a seal
+	warnings   []string
+	// chains holds every station's areas, bottom level first, len(levels)
+	// per station.
+	chains []int
 }
 
-// Area is a province, district or ward.
+// Area is an area at one of the election's levels.
 type Area struct {
 	ID     string    `json:"id"`
 	Name   string    `json:"name"`
 	Level  AreaLevel `json:"level"`
 	Parent string    `json:"parent,omitempty"`
 
-	parent int // index of the parent area, -1 for a province
+	parent int // index of the parent area, -1 at the top level
+	depth  int // index of Level in the election's levels (0: top)
 }
 
 // Station is a polling area (khu vực bỏ phiếu) run by one polling group.
+// Its bottom-level area is named by Area (v2) or Ward (v1); see AreaID.
 type Station struct {
 	ID         string `json:"id"`
 	Name       string `json:"name"`
-	Ward       string `json:"ward"`
+	Area       string `json:"area,omitempty"`
+	Ward       string `json:"ward,omitempty"`
 	Registered int64  `json:"registered"`
 	Seal       string `json:"seal,omitempty"`
 
-	// Areas holds the indexes of the station's ward, district and province.
-	areas [3]int
+	// votesIn lists the contests the station votes in, with its position
+	// among that contest's voters.
+	votesIn []voterRef
 }
 
-// Contest is one ballot: the election of one body.
+type voterRef struct{ contest, voter int32 }
+
+// AreaID returns the id of the station's bottom-level area: Area, or Ward
+// in a v1 file.
+func (s *Station) AreaID() string {
+	if s.Area != "" {
+		return s.Area
+	}
+	return s.Ward
+}
+
+// Contest is one ballot (lá phiếu): the National Assembly, or the People's
+// Councils of one level (one council or many, each unit naming its own).
 type Contest struct {
 	ID    string       `json:"id"`
 	Name  string       `json:"name"`
 	Level ContestLevel `json:"level"`
 	Units []Unit       `json:"units"`
 
-	// stationUnit[s] is the unit station s votes in, -1 if none.
-	stationUnit []int32
-	// expected[a] is the number of stations of area a voting in the contest.
-	expected []int32
-	// areaUnits[a] lists the units with stations in area a, in unit order;
-	// area a's vote vector is their candidate lists laid end to end.
+	// depth is the index of the council level in the election's levels,
+	// -1 for a national contest.
+	depth int
+
+	// The fold's layout. Everything is sized by what votes in the contest,
+	// never by the whole file: a national file holds thousands of contests.
+	//
+	// voters are the stations voting in the contest, ascending; a station's
+	// position there is its voter index.
+	voters    []int32
+	voterUnit []int32
+	// areas are the areas holding voters, ascending; a position there is a
+	// local area index.
+	areas        []int32
+	areaExpected []int32
+	// areaUnits[la] lists the units with stations in local area la, in unit
+	// order; when the area's result carries votes its vote vector is their
+	// candidate lists laid end to end.
 	areaUnits [][]int32
-	// voteOffset[s][k] is where the candidates of station s's unit start in
-	// the vote vector of the station's k-th area (ward, district, province).
-	voteOffset [][3]int32
+	areaVotes []bool // the area's result carries votes (CONTRACT §4 v2)
+	// voterAreas[v*D+k] is the local index of voter v's area k levels above
+	// the bottom, and voterOffset[v*D+k] where its unit's candidates start
+	// in that area's vote vector (-1: the area carries no votes).
+	voterAreas  []int32
+	voterOffset []int32
+	// homeUnits[la] and homeSeats[la] count the units (and their seats)
+	// whose stations all lie in local area la.
+	homeUnits, homeSeats []int32
 }
 
 // Unit is an electoral unit (đơn vị bầu cử) of a contest.
 type Unit struct {
-	ID         string      `json:"id"`
-	Name       string      `json:"name"`
-	Seats      int         `json:"seats"`
-	Areas      []string    `json:"areas"`
-	Stations   []string    `json:"stations"`
-	Candidates []Candidate `json:"candidates"`
+	ID              string      `json:"id"`
+	Name            string      `json:"name"`
+	Council         string      `json:"council,omitempty"`
+	Seats           int         `json:"seats"`
+	Round           Round       `json:"round,omitempty"`
+	Areas           []string    `json:"areas"`
+	Stations        []string    `json:"stations"`
+	StationsOutside int         `json:"stations_outside,omitempty"`
+	Candidates      []Candidate `json:"candidates"`
 
 	members  []int32 // station indexes, ascending
 	candByID map[string]int
+	council  int   // the council's area (inferred when not given), -1 for national
+	homes    []int // the areas holding every station of the unit, bottom first
 }
 
 // Candidate stands in one unit.
@@ -145,7 +210,31 @@ func Parse(data []byte) (*Election, error) {
 	if err := e.compile(); err != nil {
 		return nil, err
 	}
+	if p := sharedSeals(&e); len(p) > 0 {
+		return nil, &ElectionError{Problems: p}
+	}
 	return &e, nil
+}
+
+// sharedSeals lists the stations whose seal another station already has
+// (CONTRACT §7a): one key would sign for both, and the NATS identity the
+// seal is would publish for either.
+func sharedSeals(e *Election) []string {
+	var p []string
+	first := map[string]int{}
+	for i := range e.Stations {
+		seal := e.Stations[i].Seal
+		if seal == "" {
+			continue
+		}
+		if j, ok := first[seal]; ok {
+			p = append(p, fmt.Sprintf("stations[%d] %q: seal is the same as the seal of stations[%d] %q; each station needs its own key (tally keys new)",
+				i, e.Stations[i].ID, j, e.Stations[j].ID))
+			continue
+		}
+		first[seal] = i
+	}
+	return p
 }
 
 // ElectionError lists every problem found in an election file.
@@ -212,6 +301,39 @@ func (e *Election) compile() error {
 		}
 	}
 
+	// Levels.
+	e.levels = e.Levels
+	if e.Levels == nil {
+		e.levels = DefaultLevels
+	}
+	depthOf := make(map[AreaLevel]int, len(e.levels))
+	switch n := len(e.levels); {
+	case n < 1 || n > MaxLevels:
+		p.add("election: levels holds %d levels, must hold 1 to %d", n, MaxLevels)
+	}
+	for i, l := range e.levels {
+		switch _, dup := depthOf[l]; {
+		case !ValidID(string(l)):
+			p.add("election: levels[%d] %q is not a valid id", i, l)
+		case l == AreaLevel(National):
+			p.add("election: levels[%d] %q: %q names the National Assembly contest level, not an area level", i, l, National)
+		case l == Commune && i != len(e.levels)-1:
+			p.add("election: levels[%d] %q: %q always names the bottom level, it cannot be above %q", i, l, Commune, e.levels[len(e.levels)-1])
+		case dup:
+			p.add("election: levels[%d] %q is declared twice", i, l)
+		default:
+			depthOf[l] = i
+		}
+	}
+	bottom := len(e.levels) - 1
+	levelList := func() string {
+		names := make([]string, len(e.levels))
+		for i, l := range e.levels {
+			names[i] = string(l)
+		}
+		return strings.Join(names, ", ")
+	}
+
 	// Areas.
 	e.areaIdx = make(map[string]int, len(e.Areas))
 	for i, a := range e.Areas {
@@ -226,35 +348,41 @@ func (e *Election) compile() error {
 			p.add("%s: name is empty", where)
 		}
 	}
-	wantParent := map[AreaLevel]AreaLevel{District: Province, Ward: District}
 	for i := range e.Areas {
 		a := &e.Areas[i]
-		a.parent = -1
+		a.parent, a.depth = -1, -1
 		where := &at{kind: "areas", i: i, id: a.ID}
-		switch a.Level {
-		case Province:
+		d, ok := depthOf[a.Level]
+		switch {
+		case !ok:
+			p.add("%s: level %q is not one of the election's levels (%s)", where, a.Level, levelList())
+			continue
+		case d == 0:
+			a.depth = 0
 			if a.Parent != "" {
-				p.add("%s: a province has no parent, got %q", where, a.Parent)
+				p.add("%s: a %s has no parent (the top level), got %q", where, a.Level, a.Parent)
 			}
-		case District, Ward:
-			pi, ok := e.areaIdx[a.Parent]
-			switch {
-			case a.Parent == "":
-				p.add("%s: a %s needs a parent %s", where, a.Level, wantParent[a.Level])
-			case !ok:
-				p.add("%s: unknown parent %q", where, a.Parent)
-			case e.Areas[pi].Level != wantParent[a.Level]:
-				p.add("%s: parent %q is a %s, a %s's parent must be a %s", where, a.Parent, e.Areas[pi].Level, a.Level, wantParent[a.Level])
-			default:
-				a.parent = pi
-			}
+			continue
+		}
+		a.depth = d
+		want := e.levels[d-1]
+		pi, ok := e.areaIdx[a.Parent]
+		switch {
+		case a.Parent == "":
+			p.add("%s: a %s needs a parent %s", where, a.Level, want)
+		case !ok:
+			p.add("%s: unknown parent %q", where, a.Parent)
+		case e.Areas[pi].Level != want:
+			p.add("%s: parent %q is a %s, a %s's parent must be a %s", where, a.Parent, e.Areas[pi].Level, a.Level, want)
 		default:
-			p.add("%s: level %q is not province, district or ward", where, a.Level)
+			a.parent = pi
 		}
 	}
 
 	// Stations.
+	depth := len(e.levels)
 	e.stationIdx = make(map[string]int, len(e.Stations))
+	e.chains = make([]int, len(e.Stations)*depth)
 	for i := range e.Stations {
 		s := &e.Stations[i]
 		where := &at{kind: "stations", i: i, id: s.ID}
@@ -270,30 +398,43 @@ func (e *Election) compile() error {
 		e.sealed = e.sealed || s.Seal != ""
 		if s.Registered < 0 {
 			p.add("%s: registered %d is negative", where, s.Registered)
+		} else if s.Registered > maxStationVoters {
+			e.warn("%s: %d voters registered; a polling area has 300 to %d voters (Art. 11)", where, s.Registered, maxStationVoters)
 		}
-		s.areas = [3]int{-1, -1, -1}
-		wi, ok := e.areaIdx[s.Ward]
+		chain := e.chains[i*depth : (i+1)*depth]
+		for k := range chain {
+			chain[k] = -1
+		}
+		name := e.levels[bottom]
+		if s.Area != "" && s.Ward != "" && s.Area != s.Ward {
+			p.add("%s: area %q and ward %q differ; ward is the v1 name of area, give one of them", where, s.Area, s.Ward)
+			continue
+		}
+		id := s.AreaID()
+		ai, ok := e.areaIdx[id]
 		switch {
+		case id == "":
+			p.add("%s: area is missing (the station's %s)", where, name)
 		case !ok:
-			p.add("%s: unknown ward %q", where, s.Ward)
-		case e.Areas[wi].Level != Ward:
-			p.add("%s: ward %q is a %s, not a ward", where, s.Ward, e.Areas[wi].Level)
+			p.add("%s: unknown %s %q", where, name, id)
+		case e.Areas[ai].depth != bottom:
+			p.add("%s: %s %q is a %s, not a %s (a station belongs to a bottom-level area)", where, name, id, e.Areas[ai].Level, name)
 		default:
-			d := e.Areas[wi].parent
-			pr := -1
-			if d >= 0 {
-				pr = e.Areas[d].parent
+			// A missing parent (already reported) leaves the chain short:
+			// -1 above it.
+			for k, a := 0, ai; k < depth && a >= 0; k++ {
+				chain[k] = a
+				a = e.Areas[a].parent
 			}
-			s.areas = [3]int{wi, d, pr}
 		}
 	}
 
 	// under[a] lists the stations in area a, at any level.
-	under := make([][]int, len(e.Areas))
+	under := make([][]int32, len(e.Areas))
 	for s := range e.Stations {
-		for _, a := range e.Stations[s].areas {
+		for _, a := range e.StationAreas(s) {
 			if a >= 0 {
-				under[a] = append(under[a], s)
+				under[a] = append(under[a], int32(s))
 			}
 		}
 	}
@@ -302,6 +443,7 @@ func (e *Election) compile() error {
 	e.contestIdx = make(map[string]int, len(e.Contests))
 	e.unitIdx = make(map[string][2]int)
 	e.candIdx = make(map[string][3]int)
+	unitOf := map[int32]int32{} // station -> unit, for one contest at a time
 	for ci := range e.Contests {
 		c := &e.Contests[ci]
 		where := &at{kind: "contests", i: ci, id: c.ID}
@@ -314,20 +456,25 @@ func (e *Election) compile() error {
 		if c.Name == "" {
 			p.add("%s: name is empty", where)
 		}
-		switch c.Level {
-		case National, ProvinceCouncil, DistrictCouncil, CommuneCouncil:
+		c.depth = -1
+		levelOK := true
+		switch d, ok := depthOf[AreaLevel(c.Level)]; {
+		case c.Level == National:
+		case c.Level == CommuneCouncil:
+			c.depth = bottom
+		case ok:
+			c.depth = d
 		default:
-			p.add("%s: level %q is not national, province, district or commune", where, c.Level)
+			levelOK = false
+			p.add("%s: level %q is not national, commune or one of the election's levels (%s): this election has no such council", where, c.Level, levelList())
 		}
 		if len(c.Units) == 0 {
 			p.add("%s: no units", where)
 		}
-		c.stationUnit = make([]int32, len(e.Stations))
-		for s := range c.stationUnit {
-			c.stationUnit[s] = -1
-		}
+		clear(unitOf)
 		for ui := range c.Units {
 			u := &c.Units[ui]
+			u.council = -1
 			uwhere := &at{outer: where, kind: "unit", id: u.ID}
 			checkID("unit", u.ID, uwhere)
 			if _, dup := e.unitIdx[u.ID]; dup {
@@ -343,6 +490,20 @@ func (e *Election) compile() error {
 			}
 			if len(u.Candidates) <= u.Seats {
 				p.add("%s: %d candidates for %d seats, a unit needs more candidates than seats", uwhere, len(u.Candidates), u.Seats)
+			}
+			if u.StationsOutside < 0 {
+				p.add("%s: stations_outside %d is negative", uwhere, u.StationsOutside)
+			}
+			switch u.Round {
+			case "", FirstRound, Additional, ReVote:
+			default:
+				p.add("%s: round %q is not first, additional or re_election", uwhere, u.Round)
+			}
+			if c.Level == National && u.Council != "" {
+				p.add("%s: council %q given in a national contest; a National Assembly unit elects no council", uwhere, u.Council)
+			}
+			if levelOK && u.Seats >= 1 {
+				e.lawWarnings(c, u, uwhere)
 			}
 			u.candByID = make(map[string]int, len(u.Candidates))
 			for k, cand := range u.Candidates {
@@ -362,13 +523,14 @@ func (e *Election) compile() error {
 				}
 			}
 			// Members: stations under each listed area plus listed stations.
-			claim := func(s int) {
-				switch prev := c.stationUnit[s]; {
-				case prev == int32(ui):
-				case prev >= 0:
+			claim := func(s int32) {
+				switch prev, ok := unitOf[s]; {
+				case ok && prev == int32(ui):
+				case ok:
 					p.add("%s: station %q is already in unit %q of this contest; a station belongs to at most one unit per contest", uwhere, e.Stations[s].ID, c.Units[prev].ID)
 				default:
-					c.stationUnit[s] = int32(ui)
+					unitOf[s] = int32(ui)
+					u.members = append(u.members, s)
 				}
 			}
 			for _, aid := range u.Areas {
@@ -387,17 +549,23 @@ func (e *Election) compile() error {
 					p.add("%s: unknown station %q", uwhere, sid)
 					continue
 				}
-				claim(s)
+				claim(int32(s))
 			}
-		}
-		for s, ui := range c.stationUnit {
-			if ui >= 0 {
-				c.Units[ui].members = append(c.Units[ui].members, int32(s))
+			slices.Sort(u.members)
+			if len(u.members) == 0 {
+				p.add("%s: no stations (list areas or stations that hold polling stations)", uwhere)
+				continue
 			}
-		}
-		for ui := range c.Units {
-			if len(c.Units[ui].members) == 0 {
-				p.add("%s unit %q: no stations (list areas or stations that hold polling stations)", where, c.Units[ui].ID)
+			placed := true
+			for _, s := range u.members {
+				placed = placed && e.StationAreas(int(s))[depth-1] >= 0
+			}
+			if !placed {
+				continue // a station's area is already reported
+			}
+			u.homes = e.commonAreas(u.members)
+			if levelOK && c.Level != National {
+				e.placeCouncil(c, u, uwhere, &p)
 			}
 		}
 	}
@@ -405,54 +573,188 @@ func (e *Election) compile() error {
 		return &ElectionError{Problems: p}
 	}
 	e.buildLayouts()
+	for s := range e.Stations {
+		if len(e.Stations[s].votesIn) == 0 && len(e.Contests) > 0 {
+			e.warn("%s: the station votes in no contest", &at{kind: "stations", i: s, id: e.Stations[s].ID})
+		}
+	}
 	return nil
 }
 
-// buildLayouts computes, per contest, the expected station counts and the
-// vote-vector layout of every area. REQUIRES: compile found no problem.
+// maxStationVoters is the most voters a polling area has (Art. 11).
+const maxStationVoters = 4000
+
+// warn records a warning: what the law bounds but a late change can break
+// (CONTRACT §2). Warnings never refuse a file.
+func (e *Election) warn(format string, args ...any) {
+	e.warnings = append(e.warnings, fmt.Sprintf(format, args...))
+}
+
+// lawWarnings warns about a unit's seats and candidates beyond what the
+// law allows (DOMAIN.md: Art. 10, 57, 58).
+func (e *Election) lawWarnings(c *Contest, u *Unit, where fmt.Stringer) {
+	n, seats := len(u.Candidates), u.Seats
+	if c.Level == National {
+		if seats > 3 {
+			e.warn("%s: %d seats; a National Assembly unit elects at most 3 (Art. 10)", where, seats)
+		}
+		if u.Round != Additional && n > seats && n < seats+2 {
+			e.warn("%s: %d candidates for %d seats; the National Assembly needs at least 2 more candidates than seats (Art. 57)", where, n, seats)
+		}
+		return
+	}
+	if seats > 5 {
+		e.warn("%s: %d seats; a People's Council unit elects at most 5 (Art. 10)", where, seats)
+	}
+	margin := 1
+	switch {
+	case seats >= 4:
+		margin = 3
+	case seats == 3:
+		margin = 2
+	}
+	if u.Round != Additional && n > seats && n < seats+margin {
+		e.warn("%s: %d candidates for %d seats; a People's Council unit of %d seats needs at least %d more candidates than seats (Art. 58)", where, n, seats, seats, margin)
+	}
+}
+
+// commonAreas returns the areas that hold every one of members (non-empty,
+// ascending), bottom first. REQUIRES: e.chains.
+func (e *Election) commonAreas(members []int32) []int {
+	depth := len(e.levels)
+	first := e.StationAreas(int(members[0]))
+	k := 0 // the lowest level at which every member shares first's area
+	for _, s := range members[1:] {
+		chain := e.StationAreas(int(s))
+		for k < depth && chain[k] != first[k] {
+			k++
+		}
+		if k == depth {
+			return nil
+		}
+	}
+	return first[k:]
+}
+
+// placeCouncil checks or infers the council of unit u of council contest c.
+func (e *Election) placeCouncil(c *Contest, u *Unit, where fmt.Stringer, p *problems) {
+	level := e.levels[c.depth]
+	k := len(e.levels) - 1 - c.depth // the council level, counted from the bottom
+	if u.Council == "" {
+		// The areas holding every station, bottom first: the council is
+		// the one at the contest's level, if the unit fits in one.
+		if off := len(e.levels) - len(u.homes); off <= k && len(u.homes) > 0 {
+			u.council = u.homes[k-off]
+			return
+		}
+		p.add("%s: no %s holds every station of the unit, so its council cannot be inferred; a unit elects one %s council, give it as council", where, level, level)
+		return
+	}
+	ai, ok := e.areaIdx[u.Council]
+	switch {
+	case !ok:
+		p.add("%s: unknown council %q", where, u.Council)
+		return
+	case e.Areas[ai].depth != c.depth:
+		p.add("%s: council %q is a %s, a %s contest elects %s councils", where, u.Council, e.Areas[ai].Level, c.Level, level)
+		return
+	}
+	for _, s := range u.members {
+		if e.StationAreas(int(s))[k] != ai {
+			p.add("%s: council %q does not contain station %q of the unit (it is in %s %q)", where, u.Council, e.Stations[s].ID, level, e.Areas[e.StationAreas(int(s))[k]].ID)
+			return
+		}
+	}
+	u.council = ai
+}
+
+// buildLayouts computes, per contest, its voters, their areas, the
+// expected station counts and the vote-vector layout of every area, sized
+// by what votes in the contest. REQUIRES: compile found no problem.
 func (e *Election) buildLayouts() {
+	depth := len(e.levels)
 	for ci := range e.Contests {
 		c := &e.Contests[ci]
-		c.expected = make([]int32, len(e.Areas))
-		c.areaUnits = make([][]int32, len(e.Areas))
-		c.voteOffset = make([][3]int32, len(e.Stations))
-		has := make([]map[int32]bool, len(e.Areas))
-		for s, u := range c.stationUnit {
-			if u < 0 {
-				continue
+		n := 0
+		for ui := range c.Units {
+			n += len(c.Units[ui].members)
+		}
+		c.voters = make([]int32, 0, n)
+		for ui := range c.Units {
+			c.voters = append(c.voters, c.Units[ui].members...)
+		}
+		slices.Sort(c.voters)
+		c.voterUnit = make([]int32, n)
+		for ui := range c.Units {
+			for _, s := range c.Units[ui].members {
+				v, _ := slices.BinarySearch(c.voters, s)
+				c.voterUnit[v] = int32(ui)
 			}
-			for _, a := range e.Stations[s].areas {
-				c.expected[a]++
-				if has[a] == nil {
-					has[a] = map[int32]bool{}
+		}
+		for v, s := range c.voters {
+			e.Stations[s].votesIn = append(e.Stations[s].votesIn, voterRef{int32(ci), int32(v)})
+		}
+		// The contest's areas: every area of every voter.
+		areas := make([]int32, 0, n*depth/4+1)
+		for _, s := range c.voters {
+			for _, a := range e.StationAreas(int(s)) {
+				areas = append(areas, int32(a))
+			}
+		}
+		slices.Sort(areas)
+		c.areas = slices.Clip(slices.Compact(areas))
+		na := len(c.areas)
+		c.areaExpected = make([]int32, na)
+		c.areaUnits = make([][]int32, na)
+		c.areaVotes = make([]bool, na)
+		c.voterAreas = make([]int32, n*depth)
+		for v, s := range c.voters {
+			u := c.voterUnit[v]
+			for k, a := range e.StationAreas(int(s)) {
+				la, _ := slices.BinarySearch(c.areas, int32(a))
+				c.voterAreas[v*depth+k] = int32(la)
+				c.areaExpected[la]++
+				if us := c.areaUnits[la]; len(us) == 0 || us[len(us)-1] != u {
+					if i, found := slices.BinarySearch(us, u); !found {
+						c.areaUnits[la] = slices.Insert(us, i, u)
+					}
 				}
-				has[a][u] = true
 			}
 		}
-		for a, set := range has {
-			for u := range set {
-				c.areaUnits[a] = append(c.areaUnits[a], u)
-			}
-			slices.Sort(c.areaUnits[a])
+		for la, a := range c.areas {
+			// CONTRACT §4 v2: votes where the contest is national or its
+			// council level is at or above the area's.
+			c.areaVotes[la] = c.depth < 0 || c.depth <= e.Areas[a].depth
 		}
-		// start[a][i] is where the candidates of areaUnits[a][i] begin in
-		// area a's vote vector; a station finds its unit by binary search.
-		start := make([][]int32, len(e.Areas))
-		for a, units := range c.areaUnits {
-			start[a] = make([]int32, len(units))
-			off := int32(0)
-			for i, u := range units {
-				start[a][i] = off
-				off += int32(len(c.Units[u].Candidates))
+		// start[la][i] is where the candidates of areaUnits[la][i] begin in
+		// area la's vote vector.
+		c.voterOffset = make([]int32, n*depth)
+		for v := range c.voters {
+			u := c.voterUnit[v]
+			for k := 0; k < depth; k++ {
+				la := c.voterAreas[v*depth+k]
+				if !c.areaVotes[la] {
+					c.voterOffset[v*depth+k] = -1
+					continue
+				}
+				off := int32(0)
+				for _, x := range c.areaUnits[la] {
+					if x == u {
+						break
+					}
+					off += int32(len(c.Units[x].Candidates))
+				}
+				c.voterOffset[v*depth+k] = off
 			}
 		}
-		for s, u := range c.stationUnit {
-			if u < 0 {
-				continue
-			}
-			for k, a := range e.Stations[s].areas {
-				i, _ := slices.BinarySearch(c.areaUnits[a], u)
-				c.voteOffset[s][k] = start[a][i]
+		c.homeUnits = make([]int32, na)
+		c.homeSeats = make([]int32, na)
+		for ui := range c.Units {
+			u := &c.Units[ui]
+			for _, a := range u.homes {
+				la, _ := slices.BinarySearch(c.areas, int32(a))
+				c.homeUnits[la]++
+				c.homeSeats[la] += int32(u.Seats)
 			}
 		}
 	}

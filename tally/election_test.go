@@ -174,9 +174,9 @@ func TestParseRefusesEachProblemKind(t *testing.T) {
 
 		// Contests and names.
 		{"unknown contest level", []string{`"level": "district",
-      "units"`, `"level": "ward",
+      "units"`, `"level": "village",
       "units"`},
-			[][]string{{`"HDND-LB"`, `level "ward" is not national, province, district or commune`}}},
+			[][]string{{`"HDND-LB"`, `level "village" is not national, commune or one of the election's levels (province, district, ward)`}}},
 		{"contest without units", []string{`"contests": [`, `"contests": [
     {"id": "HDND-TQ", "name": "Đại biểu HĐND thị trấn Trâu Quỳ", "level": "commune", "units": []},`},
 			[][]string{{`"HDND-TQ"`, "no units"}}},

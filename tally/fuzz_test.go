@@ -19,6 +19,7 @@ import (
 // and survives a JSON round trip unchanged.
 func FuzzParseElection(f *testing.F) {
 	f.Add([]byte(hanoiElection))
+	f.Add([]byte(twoTier))
 	f.Add([]byte(`{"id":"x","name":"x","date":"2021-05-23","areas":[],"stations":[],"contests":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := tally.Parse(data)
@@ -64,18 +65,15 @@ func checkElection(t *testing.T, e *tally.Election) {
 			t.Fatalf("area %d %q: index %d %v", i, a.ID, j, ok)
 		}
 		p := e.AreaParent(i)
-		switch a.Level {
-		case tally.Province:
-			if p != -1 {
-				t.Fatalf("province %q has parent %d", a.ID, p)
-			}
-		case tally.District, tally.Ward:
-			want := map[tally.AreaLevel]tally.AreaLevel{tally.District: tally.Province, tally.Ward: tally.District}[a.Level]
-			if p < 0 || e.Areas[p].ID != a.Parent || e.Areas[p].Level != want {
-				t.Fatalf("%s %q: parent %d", a.Level, a.ID, p)
-			}
-		default:
-			t.Fatalf("area %q level %q", a.ID, a.Level)
+		levels := e.AreaLevels()
+		d := e.AreaDepth(i)
+		switch {
+		case d < 0 || d >= len(levels) || levels[d] != a.Level:
+			t.Fatalf("area %q level %q at depth %d of %v", a.ID, a.Level, d, levels)
+		case d == 0 && p != -1:
+			t.Fatalf("top-level %s %q has parent %d", a.Level, a.ID, p)
+		case d > 0 && (p < 0 || e.Areas[p].ID != a.Parent || e.Areas[p].Level != levels[d-1]):
+			t.Fatalf("%s %q: parent %d", a.Level, a.ID, p)
 		}
 	}
 	for s, st := range e.Stations {
@@ -83,9 +81,14 @@ func checkElection(t *testing.T, e *tally.Election) {
 			t.Fatalf("station %d %q", s, st.ID)
 		}
 		areas := e.StationAreas(s)
-		if e.Areas[areas[0]].ID != st.Ward || e.Areas[areas[0]].Level != tally.Ward ||
-			areas[1] != e.AreaParent(areas[0]) || areas[2] != e.AreaParent(areas[1]) {
+		levels := e.AreaLevels()
+		if len(areas) != len(levels) || e.Areas[areas[0]].ID != st.AreaID() || e.Areas[areas[0]].Level != levels[len(levels)-1] {
 			t.Fatalf("station %q areas %v", st.ID, areas)
+		}
+		for k := 1; k < len(areas); k++ {
+			if areas[k] != e.AreaParent(areas[k-1]) {
+				t.Fatalf("station %q areas %v", st.ID, areas)
+			}
 		}
 	}
 	for c := range e.Contests {
@@ -108,9 +111,22 @@ func checkElection(t *testing.T, e *tally.Election) {
 				t.Fatalf("station %d votes in unit %d but is not among its stations", s, u)
 			}
 			n := len(contest.Units[u].Candidates)
-			offs := e.VoteOffsets(c, s)
+			v, ok := e.Voter(c, s)
+			if !ok || int(e.Voters(c)[v]) != s || e.VoterUnit(c, v) != u {
+				t.Fatalf("station %d: voter %d %v", s, v, ok)
+			}
+			offs := e.VoterOffsets(c, v)
 			for k, a := range e.StationAreas(s) {
 				expected[a]++
+				if la, ok := e.ContestArea(c, a); !ok || int(e.VoterAreas(c, v)[k]) != la {
+					t.Fatalf("station %d area %d: local %d %v", s, a, la, ok)
+				}
+				if !e.AreaHasVotes(c, a) {
+					if offs[k] != -1 {
+						t.Fatalf("station %d area %d: offset %d in an area without votes", s, a, offs[k])
+					}
+					continue
+				}
 				// The station's unit's candidates sit in the area's vote
 				// vector after those of the area's units before it.
 				off := 0

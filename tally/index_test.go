@@ -3,6 +3,8 @@ package tally_test
 import (
 	"slices"
 	"testing"
+
+	"github.com/tallyvn/tally/tally"
 )
 
 var hanoiAreaIDs = []string{"HN", "LB", "LB-BD", "LB-NT", "LB-PL", "LB-VH", "LB-CK", "GL", "GL-TQ"}
@@ -102,7 +104,8 @@ func TestAreaUnitsListsUnitsWithStationsInTheArea(t *testing.T) {
 			"GL": {[]string{"TP-09"}, 2}, "GL-TQ": {[]string{"TP-09"}, 2},
 		},
 		"HDND-LB": {
-			"HN": {[]string{"Q-01", "Q-02"}, 8}, "LB": {[]string{"Q-01", "Q-02"}, 8},
+			// No votes for a district council in its province (CONTRACT §4 v2).
+			"HN": {[]string{"Q-01", "Q-02"}, 0}, "LB": {[]string{"Q-01", "Q-02"}, 8},
 			"LB-BD": {[]string{"Q-01"}, 3}, "LB-NT": {[]string{"Q-01", "Q-02"}, 8},
 			"LB-PL": {[]string{"Q-02"}, 5}, "LB-VH": {[]string{"Q-02"}, 5}, "LB-CK": {nil, 0},
 			"GL": {nil, 0}, "GL-TQ": {nil, 0},
@@ -144,15 +147,17 @@ func TestVoteOffsetsPlaceUnitCandidatesInAreaVoteVectors(t *testing.T) {
 			"GL-TQ-01": {0, 0, 9}, // after TP-07's 4 and TP-08's 5
 		},
 		"HDND-LB": {
-			"LB-BD-01": {0, 0, 0}, "LB-BD-02": {0, 0, 0}, "LB-NT-01": {0, 0, 0},
-			"LB-NT-02": {3, 3, 3}, // Ngọc Thụy's vector is Q-01's 3 then Q-02's 5
-			"LB-PL-01": {0, 3, 3}, "LB-VH-01": {0, 3, 3},
+			// A district council's votes are left out of its province's
+			// result (CONTRACT §4 v2): no offset there.
+			"LB-BD-01": {0, 0, -1}, "LB-BD-02": {0, 0, -1}, "LB-NT-01": {0, 0, -1},
+			"LB-NT-02": {3, 3, -1}, // Ngọc Thụy's vector is Q-01's 3 then Q-02's 5
+			"LB-PL-01": {0, 3, -1}, "LB-VH-01": {0, 3, -1},
 		},
 	}
 	for contest, stations := range want {
 		c := x.contest(contest)
 		for s, offs := range stations {
-			if got := e.VoteOffsets(c, x.station(s)); got != offs {
+			if got := voteOffsets(e, c, x.station(s)); got != offs {
 				t.Errorf("VoteOffsets(%s, %s) = %v, want %v", contest, s, got, offs)
 			}
 		}
@@ -172,8 +177,14 @@ func TestVoteOffsetsAgreeWithAreaUnits(t *testing.T) {
 				continue
 			}
 			areas := e.StationAreas(s)
-			offs := e.VoteOffsets(c, s)
+			offs := voteOffsets(e, c, s)
 			for k, a := range areas {
+				if !e.AreaHasVotes(c, a) {
+					if offs[k] != -1 || e.AreaVoteLen(c, a) != 0 {
+						t.Errorf("contest %s area %s: no votes, yet offset %d, vote length %d", e.Contests[c].ID, e.Areas[a].ID, offs[k], e.AreaVoteLen(c, a))
+					}
+					continue
+				}
 				// Lay the area's vector out: candidate ids end to end.
 				var vector []string
 				for _, v := range e.AreaUnits(c, a) {
@@ -275,3 +286,13 @@ func TestIndexLookupsResolveIDs(t *testing.T) {
 
 func second[T any](_ T, ok bool) bool        { return ok }
 func third[T, U any](_ T, _ U, ok bool) bool { return ok }
+
+// voteOffsets returns where station s's unit's candidates start in the vote
+// vectors of its three areas in contest c.
+func voteOffsets(e *tally.Election, c, s int) [3]int32 {
+	v, ok := e.Voter(c, s)
+	if !ok {
+		return [3]int32{-2, -2, -2}
+	}
+	return [3]int32(e.VoterOffsets(c, v))
+}

@@ -158,10 +158,13 @@ var (
 // indexes. Votes is dense over the unit's candidates.
 type Resolved struct {
 	Contest, Station, Unit int
-	Version                int64
-	Status                 Status
-	Counts                 Counts
-	Votes                  []int64 // len = candidates of the unit; reused across calls
+	// Voter is the station's position among the contest's voters
+	// (Election.Voter).
+	Voter   int
+	Version int64
+	Status  Status
+	Counts  Counts
+	Votes   []int64 // len = candidates of the unit; reused across calls
 }
 
 // Check validates m against every rule of CONTRACT §3 that needs no history
@@ -198,9 +201,11 @@ func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []
 			bad("station", RuleUnknown, "station %q does not exist", m.Station)
 		}
 	}
-	u := -1
+	u, voter := -1, -1
 	if okC && okS {
-		u = int(e.Contests[c].stationUnit[s])
+		if v, ok := e.Voter(c, s); ok {
+			u, voter = int(e.Contests[c].voterUnit[v]), v
+		}
 		if u < 0 {
 			bad("station", RuleNotVoting, "station %q does not vote in contest %q", m.Station, m.Contest)
 		}
@@ -336,7 +341,7 @@ func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []
 	if len(dst) > n0 {
 		return dst
 	}
-	r.Contest, r.Station, r.Unit = c, s, u
+	r.Contest, r.Station, r.Unit, r.Voter = c, s, u, voter
 	r.Version, r.Status = m.Version, m.Status
 	if m.Status == Withdrawn {
 		r.Counts = Counts{}

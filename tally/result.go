@@ -27,11 +27,13 @@ type Decision struct {
 
 // Decide applies the unit result rules of CONTRACT §4 (Art. 78–80) to unit u
 // of contest c, given the number of final stations, the unit's summed counts
-// and its candidates' votes (dense, len = candidates of the unit).
+// and its candidates' votes (dense, len = candidates of the unit). The
+// unit's stations_outside count as expected and never final, and its round
+// changes the rules (Art. 79(3), 80(3)).
 func (e *Election) Decide(c, u int, final int, counts Counts, votes []int64) Decision {
 	contest := &e.Contests[c]
 	unit := &contest.Units[u]
-	return decide(contest.Level, unit, len(unit.members), final, counts, votes)
+	return decide(contest.Level, unit, e.UnitExpected(c, u), final, counts, votes)
 }
 
 func decide(level ContestLevel, unit *Unit, expected, final int, counts Counts, votes []int64) Decision {
@@ -82,11 +84,16 @@ func decide(level ContestLevel, unit *Unit, expected, final int, counts Counts, 
 	switch {
 	case final < expected:
 		d.Status = Counting
-	case counts.Voted*2 <= counts.Registered:
+	case unit.Round != ReVote && counts.Voted*2 <= counts.Registered:
+		// Art. 80(3): a re-election stands whatever the turnout.
 		d.Status = ReElection
 		d.Winners = []int{}
 	case tie:
 		d.Status = Tie
+	case unit.Round == Additional:
+		// Art. 79(3): no second additional election; seats still short
+		// stay empty.
+		d.Status = Decided
 	case level == National && len(d.Winners) < seats,
 		level != National && 3*len(d.Winners) < 2*seats:
 		d.Status = AdditionalElection

@@ -24,6 +24,10 @@ type Config struct {
 	// (0: all 63).
 	Scale     float64
 	Provinces int
+	// TwoTier generates the structure in force since 1 July 2025 (2026:
+	// province, commune), PerCouncil the 2021 one written as one contest
+	// per council (workload.NationalConfig).
+	TwoTier, PerCouncil bool
 	// ElectionID names the generated election, and so the stream
 	// (TALLY_<id>), which the harness deletes and recreates. Default
 	// "vn-2021-bench".

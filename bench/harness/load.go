@@ -20,7 +20,8 @@ import (
 // holds.
 func generate(cfg *Config, path string) (*tally.Election, Workload, error) {
 	start := time.Now()
-	f, err := workload.National(workload.NationalConfig{Seed: cfg.Seed, Scale: cfg.Scale, Provinces: cfg.Provinces, ID: cfg.ElectionID})
+	f, err := workload.National(workload.NationalConfig{Seed: cfg.Seed, Scale: cfg.Scale, Provinces: cfg.Provinces, ID: cfg.ElectionID,
+		TwoTier: cfg.TwoTier, PerCouncil: cfg.PerCouncil})
 	if err != nil {
 		return nil, Workload{}, err
 	}

@@ -664,6 +664,9 @@ func (r *runner) check(ctx context.Context, srv *server.Server) error {
 		}
 		rep.Checked++
 		w := result{want.reporting, want.final, want.registered, want.voted, want.issued, want.received, want.valid, want.invalid, want.votes}
+		if !k.unit && !r.e.AreaHasVotes(k.c, k.idx) {
+			w.Votes = nil // below the contest's council level (CONTRACT §4 v2)
+		}
 		for id, v := range got.Votes {
 			if v == 0 {
 				if _, ok := w.Votes[id]; !ok {

@@ -26,6 +26,16 @@ func (f *ElectionFile) WriteJSON(w io.Writer) error {
 	b = appendString(b, f.Name)
 	b = append(b, `,"date":`...)
 	b = appendString(b, f.Date)
+	if len(f.Levels) > 0 {
+		b = append(b, `,"levels":[`...)
+		for i, l := range f.Levels {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, string(l))
+		}
+		b = append(b, ']')
+	}
 	b = append(b, ",\n\"areas\":["...)
 	for i := range f.Areas {
 		a := &f.Areas[i]
@@ -55,8 +65,13 @@ func (f *ElectionFile) WriteJSON(w io.Writer) error {
 		b = appendString(b, s.ID)
 		b = append(b, `,"name":`...)
 		b = appendString(b, s.Name)
-		b = append(b, `,"ward":`...)
-		b = appendString(b, s.Ward)
+		if s.Area != "" {
+			b = append(b, `,"area":`...)
+			b = appendString(b, s.Area)
+		} else {
+			b = append(b, `,"ward":`...)
+			b = appendString(b, s.Ward)
+		}
 		b = append(b, `,"registered":`...)
 		b = strconv.AppendInt(b, s.Registered, 10)
 		if s.Seal != "" {
@@ -115,8 +130,20 @@ func appendUnit(b []byte, u *tally.Unit) []byte {
 	b = appendString(b, u.ID)
 	b = append(b, `,"name":`...)
 	b = appendString(b, u.Name)
+	if u.Council != "" {
+		b = append(b, `,"council":`...)
+		b = appendString(b, u.Council)
+	}
 	b = append(b, `,"seats":`...)
 	b = strconv.AppendInt(b, int64(u.Seats), 10)
+	if u.Round != "" {
+		b = append(b, `,"round":`...)
+		b = appendString(b, string(u.Round))
+	}
+	if u.StationsOutside != 0 {
+		b = append(b, `,"stations_outside":`...)
+		b = strconv.AppendInt(b, int64(u.StationsOutside), 10)
+	}
 	b = append(b, `,"areas":[`...)
 	for i, a := range u.Areas {
 		if i > 0 {

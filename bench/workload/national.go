@@ -57,8 +57,19 @@ type NationalConfig struct {
 	// (with their councils not elected in urban areas) leading. A province
 	// is generated the same way whatever Provinces is.
 	Provinces int
-	// ID is the election id; default "vn-2021".
+	// ID is the election id; default "vn-2021" ("vn-2026" with TwoTier).
 	ID string
+	// PerCouncil writes one contest per People's Council (HDND-T-<province>,
+	// HDND-H-<district>, HDND-X-<ward>: about 11,000 contests at full
+	// scale) instead of one per ballot, as a file written council by
+	// council would; each unit's council is left to be inferred.
+	PerCouncil bool
+	// TwoTier generates the structure in force since 1 July 2025 (the 2026
+	// election; DOMAIN.md): the 2021 country's provinces merged into 34
+	// and its wards into about 3,321 communes, no districts, 182 National
+	// Assembly units for 500 seats, and three ballots (National Assembly,
+	// province councils, commune councils). See twoTier.
+	TwoTier bool
 }
 
 func (c *NationalConfig) ensureDefaults() {
@@ -67,6 +78,9 @@ func (c *NationalConfig) ensureDefaults() {
 	}
 	if c.ID == "" {
 		c.ID = "vn-2021"
+		if c.TwoTier {
+			c.ID = "vn-2026"
+		}
 	}
 }
 
@@ -91,6 +105,7 @@ type ElectionFile struct {
 	ID       string
 	Name     string
 	Date     string
+	Levels   []tally.AreaLevel // empty: the 2021 default
 	Areas    []tally.Area
 	Stations []tally.Station
 	Contests []tally.Contest
@@ -135,7 +150,7 @@ func (f *ElectionFile) Summary() Summary {
 			s.Provinces++
 		case tally.District:
 			s.Districts++
-		case tally.Ward:
+		case tally.Ward, tally.Commune:
 			s.Wards++
 		}
 	}
@@ -154,7 +169,7 @@ func (f *ElectionFile) Summary() Summary {
 	// file).
 	under := map[string]int{}
 	for _, st := range f.Stations {
-		under[st.Ward]++
+		under[st.AreaID()]++
 	}
 	for i := len(f.Areas) - 1; i >= 0; i-- { // children come after parents
 		if a := f.Areas[i]; a.Parent != "" {
@@ -237,6 +252,12 @@ func National(cfg NationalConfig) (*ElectionFile, error) {
 		if len(c.Units) > 0 { // a contest with no unit is invalid; the pilots can empty one
 			g.f.Contests = append(g.f.Contests, c)
 		}
+	}
+	switch {
+	case cfg.TwoTier:
+		twoTier(g.f, cfg)
+	case cfg.PerCouncil:
+		perCouncil(g.f)
 	}
 	return g.f, nil
 }

@@ -3,6 +3,7 @@ package workload
 import (
 	"bytes"
 	"crypto/sha256"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -136,7 +137,7 @@ func TestNationalProvinces(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, st := range f2.Stations {
-		if all.Stations[i] != st {
+		if !reflect.DeepEqual(all.Stations[i], st) {
 			t.Fatalf("station %d: %+v with 2 provinces, %+v with all", i, st, all.Stations[i])
 		}
 	}
@@ -259,5 +260,98 @@ func TestNationalFull(t *testing.T) {
 		after.Mallocs-before.Mallocs, (after.TotalAlloc-before.TotalAlloc)>>20, kinds[1:])
 	if !strings.Contains(e.Contests[0].Units[0].Candidates[0].Name, fictional) {
 		t.Errorf("candidate names must say they are fictional")
+	}
+}
+
+// TestNationalTwoTier: the 2026 structure at full scale has Vietnam's
+// figures since 1 July 2025 (DOMAIN.md): 34 provinces, about 3,321
+// communes, no districts, 182 National Assembly units for 500 seats, and
+// three ballots, every station voting on each.
+func TestNationalTwoTier(t *testing.T) {
+	f, err := National(NationalConfig{Seed: 2026, TwoTier: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := f.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.AreaLevels(); !reflect.DeepEqual(got, []tally.AreaLevel{tally.Province, tally.Commune}) {
+		t.Fatalf("levels %v", got)
+	}
+	s := f.Summary()
+	if s.Provinces != 34 || s.Districts != 0 {
+		t.Errorf("%d provinces, %d districts; want 34 and none", s.Provinces, s.Districts)
+	}
+	inRange(t, "communes", float64(s.Wards), 3321*0.98, 3321*1.02)
+	qh := s.Contests[0]
+	if qh.ID != ContestQH || qh.Units != 182 || qh.Seats != 500 {
+		t.Errorf("National Assembly: %d units, %d seats; want 182 and 500", qh.Units, qh.Seats)
+	}
+	if len(e.Contests) != 3 {
+		t.Fatalf("%d contests, want 3", len(e.Contests))
+	}
+	var cs []int
+	for st := range e.Stations {
+		if cs = e.StationContests(st, cs[:0]); len(cs) != 3 {
+			t.Fatalf("station %s votes in %d contests, want 3", e.Stations[st].ID, len(cs))
+		}
+	}
+	x, _ := e.ContestIndex(ContestX)
+	councils := map[int]bool{}
+	for u := range e.Contests[x].Units {
+		co := e.UnitCouncil(x, u)
+		if co < 0 || e.Areas[co].Level != tally.Commune {
+			t.Fatalf("unit %s elects no commune council", e.Contests[x].Units[u].ID)
+		}
+		councils[co] = true
+	}
+	if len(councils) != s.Wards {
+		t.Errorf("%d commune councils for %d communes", len(councils), s.Wards)
+	}
+	if w := e.Warnings(); len(w) > 0 {
+		t.Errorf("%d warnings, first %q", len(w), w[0])
+	}
+}
+
+// TestNationalPerCouncil: one contest per council, each unit's council
+// inferred, the same units as one contest per ballot.
+func TestNationalPerCouncil(t *testing.T) {
+	cfg := NationalConfig{Seed: 1, Scale: 0.05, Provinces: 3}
+	ballots, err := National(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PerCouncil = true
+	f, err := National(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := f.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	units := func(f *ElectionFile) (n int) {
+		for _, c := range f.Contests {
+			n += len(c.Units)
+		}
+		return n
+	}
+	if units(f) != units(ballots) || len(f.Contests) <= len(ballots.Contests) {
+		t.Fatalf("%d contests of %d units, from %d contests of %d units", len(f.Contests), units(f), len(ballots.Contests), units(ballots))
+	}
+	for c := range e.Contests {
+		if e.Contests[c].Level == tally.National {
+			continue
+		}
+		council := e.UnitCouncil(c, 0)
+		for u := range e.Contests[c].Units {
+			if got := e.UnitCouncil(c, u); got != council || got < 0 {
+				t.Fatalf("contest %s: unit %s elects council %d, the first unit %d", e.Contests[c].ID, e.Contests[c].Units[u].ID, got, council)
+			}
+		}
+		if want := e.Contests[c].ID[len(e.Contests[c].ID)-len(e.Areas[council].ID):]; want != e.Areas[council].ID {
+			t.Errorf("contest %s elects %s", e.Contests[c].ID, e.Areas[council].ID)
+		}
 	}
 }

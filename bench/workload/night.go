@@ -196,13 +196,16 @@ func Night(e *tally.Election, cfg NightConfig, emit func(*Submission) error) err
 	if cfg.Stations > 0 {
 		ns = min(ns, cfg.Stations)
 	}
-	h := make(pendingHeap, 0, ns*len(e.Contests))
+	votes := 0
+	for c := range e.Contests {
+		votes += len(e.Voters(c))
+	}
+	h := make(pendingHeap, 0, votes)
+	var contests []int
 	for s := range ns {
 		sd := n.station(s)
-		for c := range e.Contests {
-			if e.StationUnit(c, s) < 0 {
-				continue
-			}
+		contests = e.StationContests(s, contests[:0])
+		for _, c := range contests {
 			steps := n.plan(s, c, &sd)
 			h = append(h, pending{at: steps[0].at, station: int32(s), contest: int32(c)})
 		}

@@ -16,6 +16,7 @@ const (
 	tagUnit
 	tagWrong
 	tagBreak
+	tagTwoTier
 )
 
 // mix64 is the splitmix64 finalizer: a bijection on uint64 that spreads

@@ -247,9 +247,19 @@ func TestCLI(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 		}
-		for _, want := range []string{"Phạm Thị Ngọc Ánh", "Đỗ Mạnh Cường", "decided", "winner", "1,800", "1,250"} {
+		for _, want := range []string{"Phạm Thị Ngọc Ánh", "Đỗ Mạnh Cường", "decided", "winner", "1,800", "1,250", "Round: first", "Council: LB"} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("table does not show %q:\n%s", want, res.stdout)
+			}
+		}
+		// A district council seen from the province: its units, no votes.
+		res = runTally(t, quick, nil, "results", "--server", srv.url, "--contest", "HDND-LB", "--area", "HN")
+		if res.code != 0 {
+			t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+		}
+		for _, want := range []string{"1/1 decided", "not summed here"} {
+			if !strings.Contains(res.stdout, want) {
+				t.Errorf("province table does not show %q:\n%s", want, res.stdout)
 			}
 		}
 		res = runTally(t, quick, nil, "results", "--server", srv.url, "--contest", "QH", "--area", "LB-BD")

@@ -89,7 +89,7 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `tally aggregates election-night count minutes (biên bản kết quả kiểm phiếu)
-from polling stations into ward, district, province and electoral-unit results.
+from polling stations into area (every level of the file) and electoral-unit results.
 
 Usage:
   tally <command> [flags]

@@ -15,12 +15,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/tallyvn/tally/projections"
+	"github.com/tallyvn/tally/tally"
 )
 
 func runResults(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("results", "--contest C (--area A | --unit U | --station S) [--server URL] [--json]\n       tally results --list [--contest C] [--server URL]",
-		`Prints the result of a contest in an area (ward, district, province) or
-in an electoral unit, or a station's current minutes and their history:
+		`Prints the result of a contest in an area (at any level of the file) or in an electoral unit, or a station's current minutes and their history:
 a table by default, the JSON of CONTRACT §4 with --json. --list prints the
 contests, their electoral units and the areas, with their ids.`, stdout, stderr)
 	serverURL := fs.String("server", "http://127.0.0.1:8080", "tally server URL")
@@ -364,7 +364,15 @@ func printCounts(w io.Writer, expected int, reporting, final, registered, voted,
 func printArea(w io.Writer, r *projections.AreaResult, names map[string]string) {
 	fmt.Fprintf(w, "%s (%s %s), contest %s, at seq %d\n\n", r.Name, r.Level, r.Area, r.Contest, r.AppliedSeq)
 	printCounts(w, r.StationsExpected, r.StationsReporting, r.StationsFinal, r.Registered, r.Voted, r.Issued, r.Received, r.Valid, r.Invalid)
+	u := r.Units
+	fmt.Fprintf(w, "Units wholly here (đơn vị bầu cử): %d/%d decided, %d counting, %d tie, %d additional election, %d re-election; %d winners for %d seats\n",
+		u.Decided, u.Total, u.Counting, u.Tie, u.AdditionalElection, u.ReElection, u.Winners, u.Seats)
 	fmt.Fprintln(w)
+	if r.Votes == nil {
+		// CONTRACT §4 v2: below the councils' level there are no votes.
+		fmt.Fprintln(w, "Votes: not summed here: the contest's councils lie below this level")
+		return
+	}
 	ids := make([]string, 0, len(r.Votes))
 	for id := range r.Votes {
 		ids = append(ids, id)
@@ -400,7 +408,16 @@ func printUnit(w io.Writer, r *projections.UnitResult) {
 	if s, ok := statusWords[status]; ok {
 		status = s
 	}
-	fmt.Fprintf(w, "Status: %s\n\n", status)
+	fmt.Fprintf(w, "Status: %s\n", status)
+	round := map[tally.Round]string{tally.FirstRound: "first", tally.Additional: "additional election (bầu thêm)", tally.ReVote: "re-election (bầu cử lại)"}[r.Round]
+	if round == "" {
+		round = string(r.Round)
+	}
+	fmt.Fprintf(w, "Round: %s\n", round)
+	if r.Council != "" {
+		fmt.Fprintf(w, "Council: %s\n", r.Council)
+	}
+	fmt.Fprintln(w)
 	printCounts(w, r.StationsExpected, r.StationsReporting, r.StationsFinal, r.Registered, r.Voted, r.Issued, r.Received, r.Valid, r.Invalid)
 	fmt.Fprintln(w)
 	winner := map[string]bool{}

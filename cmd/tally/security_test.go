@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/server"
@@ -423,5 +424,159 @@ func TestServeExternalNATSSeedDir(t *testing.T) {
 	}
 	if st := waitCaughtUp(t, &http.Client{Timeout: 5 * time.Second}, srv.url); st.Applied != 3 || st.Rejected != 0 {
 		t.Errorf("status %+v: want 3 applied", st)
+	}
+}
+
+// startServeLogged starts `tally serve` with exactly args (after --election,
+// --data and --http) and waits until it answers and has logged its start.
+func startServeLogged(t *testing.T, electionFile string, args ...string) *serverProc {
+	t.Helper()
+	addr := freeAddr(t)
+	args = append([]string{"serve", "--election", electionFile, "--data", t.TempDir(), "--http", addr}, args...)
+	p := &serverProc{addr: addr, url: "http://" + addr, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(tallyBin, args...)
+	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-p.done:
+			t.Fatalf("tally serve exited: %v\n%s", p.waitErr, p.stderr.String())
+		default:
+		}
+		var st apiStatus
+		if strings.Contains(p.stderr.String(), "http="+p.url) && getJSON(client, p.url+"/api/v1/status", &st) == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tally serve did not start within 30s:\n%s", p.stderr.String())
+		}
+	}
+}
+
+// TestServeNATSListenerDecision (issue 13, 1): what the embedded NATS
+// listener admits for an unsealed election, as the start log says. The
+// README's command (no --nats-listen) starts without a listener and says
+// why; an explicit --nats-listen without identities admits only tally's
+// own; --nats-users FILE admits the identities listed, which may publish
+// minutes but not touch the stream.
+func TestServeNATSListenerDecision(t *testing.T) {
+	t.Parallel()
+	election := filepath.Join("testdata", "election.json")
+
+	t.Run("default", func(t *testing.T) {
+		srv := startServeLogged(t, election)
+		logs := srv.stderr.String()
+		if !strings.Contains(logs, "no NATS listener") || !strings.Contains(logs, "--nats-users") || !strings.Contains(logs, `nats=""`) {
+			t.Errorf("the start log does not say there is no NATS listener and why:\n%s", logs)
+		}
+		if r := runTally(t, 30*time.Second, nil, "submit", "--server", srv.url, filepath.Join("testdata", "minutes_valid.json")); r.code != 0 {
+			t.Errorf("submit to the default server: exit %d %s", r.code, r.stderr)
+		}
+	})
+	t.Run("listener without identities", func(t *testing.T) {
+		natsAddr := freeAddr(t)
+		srv := startServeLogged(t, election, "--nats-listen", natsAddr)
+		if logs := srv.stderr.String(); !strings.Contains(logs, "admits only tally's own identities") {
+			t.Errorf("the start log does not say the listener admits only tally's own identities:\n%s", logs)
+		}
+		if nc, err := nats.Connect("nats://"+natsAddr, nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
+			nc.Close()
+			t.Fatal("anonymous NATS client admitted")
+		}
+	})
+	t.Run("--nats-users", func(t *testing.T) {
+		dir := t.TempDir()
+		seed, id, err := broker.NewSeed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		usersFile := filepath.Join(dir, "nats-users")
+		if err := os.WriteFile(usersFile, []byte("# the results room\n"+id.Public+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		natsAddr := freeAddr(t)
+		srv := startServeLogged(t, election, "--nats-listen", natsAddr, "--nats-users", usersFile, "--token-file", writeToken(t, dir, "t", cliToken))
+		if logs := srv.stderr.String(); !strings.Contains(logs, "1 operator identities") {
+			t.Errorf("the start log does not say whom NATS admits:\n%s", logs)
+		}
+		if nc, err := nats.Connect("nats://"+natsAddr, nats.MaxReconnects(0), nats.Timeout(3*time.Second)); err == nil {
+			nc.Close()
+			t.Fatal("anonymous NATS client admitted")
+		}
+		who, _ := broker.IdentityFromSeed(seed)
+		errs := make(chan error, 4)
+		nc, err := broker.Dial("nats://"+natsAddr, "results-room", who.Option(), nats.MaxReconnects(0),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				select {
+				case errs <- err:
+				default:
+				}
+			}))
+		if err != nil {
+			t.Fatalf("listed identity refused: %v", err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		raw, _ := os.ReadFile(filepath.Join("testdata", "minutes_valid.json"))
+		var ms []json.RawMessage
+		json.Unmarshal(raw, &ms)
+		if _, err := js.Publish(ctx, "tally.lb-2021.minutes.LB.LB-BD.LB-BD-01.QH", ms[0]); err != nil {
+			t.Fatalf("listed identity cannot publish minutes: %v", err)
+		}
+		if _, err := nc.Request("$JS.API.STREAM.PURGE.TALLY_lb-2021", nil, 300*time.Millisecond); err == nil {
+			t.Fatal("listed identity purged the stream")
+		}
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				t.Errorf("purge: %v, want a permissions violation", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("no permissions violation reported for the purge")
+		}
+		var st apiStatus
+		if err := getJSON(&http.Client{Timeout: 5 * time.Second}, srv.url+"/api/v1/status", &st); err != nil || st.StreamSeq != 1 {
+			t.Errorf("status %+v %v, want the one published minutes in the stream", st, err)
+		}
+	})
+}
+
+// TestServeSecurityFlags: the flags of issue 13 are in the help and
+// misuse is a usage error.
+func TestServeSecurityFlags(t *testing.T) {
+	t.Parallel()
+	election := filepath.Join("testdata", "election.json")
+	serve := []string{"serve", "--election", election, "--data", t.TempDir(), "--http", "127.0.0.1:0"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"users without a listener", append(serve, "--nats-listen", "none", "--nats-users", "f"), 2, "--nats-users is for the embedded server"},
+		{"users with an external server", append(serve, "--nats", "nats://127.0.0.1:1", "--nats-users", "f"), 2, "--nats-users is for the embedded server"},
+		{"no streams", append(serve, "--max-streams", "0"), 2, "--max-streams"},
+		{"missing users file", append(serve, "--nats-users", filepath.Join(t.TempDir(), "none")), 1, "--nats-users"},
+	} {
+		r := runInProcess(tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.name, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	r := runInProcess("serve", "--help")
+	for _, f := range []string{"-nats-users FILE", "-allow-origin ORIGINS", "-max-streams", "-max-streams-per-client", "never admits anonymous"} {
+		if !strings.Contains(r.stdout, f) {
+			t.Errorf("tally serve --help lacks %q", f)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,7 +46,12 @@ refused. With --nats, give tally its keys with --nats-seed-dir (see 'tally
 nats-config'). --token-file makes an operator token (Authorization: Bearer)
 necessary to submit minutes that are not all sealed. --tls-cert and
 --tls-key serve HTTPS. Request bodies, minutes per request, timeouts and
-the load admitted at once are bounded by the flags below.`, stdout, stderr)
+the load admitted at once are bounded by the flags below.
+
+The embedded NATS server never admits anonymous clients. For an election
+without seals it admits only the identities listed in --nats-users; with
+no such file and --nats-listen left at its default, it does not listen at
+all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file (JSON, CONTRACT §2); required")
 	dataDir := fs.String("data", "", "data directory for the projections and the embedded NATS store; required")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP API address")
@@ -72,6 +79,10 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	fs.Var(&minFree, "min-free", "free space (`SIZE`) the data directory must keep to accept submissions (503 below it); 0: not checked")
 	memLimit := byteSize(768 << 20)
 	fs.Var(&memLimit, "memory-limit", "soft limit (`SIZE`) of the Go heap: the garbage collector works harder near it instead of letting the heap double; 0: none. GOMEMLIMIT, when set, wins")
+	natsUsers := fs.String("nats-users", "", "`FILE` of NATS identities the embedded server admits besides sealed stations: one nkey public key a line, optionally followed by the one station it may publish for")
+	allowOrigin := fs.String("allow-origin", "", "comma-separated `ORIGINS` (scheme://host:port) whose web pages may POST minutes besides tally's own; * for any")
+	maxStreams := fs.Int("max-streams", 1000, "event streams open at once (503 beyond)")
+	maxStreamsPerClient := fs.Int("max-streams-per-client", 16, "event streams one client IP address may keep open at once (503 beyond)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
@@ -103,6 +114,10 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 		return usageError(fs, "--read-timeout, --write-timeout and --idle-timeout must be positive")
 	case *maxPending < 1 || *maxInFlight < 1 || maxInFlightBytes < 1:
 		return usageError(fs, "--max-pending, --max-inflight and --max-inflight-bytes must be at least 1")
+	case *maxStreams < 1 || *maxStreamsPerClient < 1:
+		return usageError(fs, "--max-streams and --max-streams-per-client must be at least 1")
+	case *natsUsers != "" && (*natsURL != "" || *natsListen == "none"):
+		return usageError(fs, "--nats-users is for the embedded server's listener: not with --nats or --nats-listen none")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -136,6 +151,30 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	}
 	if minFree == 0 {
 		cfg.MinFreeBytes = -1 // not checked
+	}
+	cfg.MaxStreams, cfg.MaxStreamsPerClient = *maxStreams, *maxStreamsPerClient
+	if *allowOrigin != "" {
+		cfg.AllowOrigins = strings.Split(*allowOrigin, ",")
+	}
+	if *natsUsers != "" {
+		data, err := os.ReadFile(*natsUsers)
+		if err == nil {
+			cfg.NATSUsers, err = broker.ParseAuthorized(e, data)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tally serve: --nats-users %s: %v\n", *natsUsers, err)
+			return exitFailed
+		}
+	}
+	listenGiven := false
+	fs.Visit(func(f *flag.Flag) { listenGiven = listenGiven || f.Name == "nats-listen" })
+	if *natsURL == "" && cfg.NATSListen != "none" && !e.Sealed() && len(cfg.NATSUsers) == 0 {
+		if listenGiven {
+			logger.Warn("the NATS listener admits only tally's own identities: the election has no seals and no --nats-users was given, so no station can publish over NATS", "nats_listen", cfg.NATSListen)
+		} else {
+			cfg.NATSListen = "none"
+			logger.Info("no NATS listener: the election has no seals and no --nats-users was given, and anonymous NATS clients are never admitted; stations submit over HTTP")
+		}
 	}
 	if *tokenFile != "" {
 		if cfg.Token, err = readTokenFile(*tokenFile, stderr); err != nil {
@@ -180,7 +219,7 @@ the load admitted at once are bounded by the flags below.`, stdout, stderr)
 	if srv.NATSAuth() {
 		natsAuth = "nkey"
 	}
-	logger.Info("listening", "http", srv.URL(), "nats", srv.NATSURL(), "nats_auth", natsAuth,
+	logger.Info("listening", "http", srv.URL(), "nats", srv.NATSURL(), "nats_auth", natsAuth, "nats_admits", srv.NATSAdmits(),
 		"token", cfg.Token != "", "node", *node, "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
 	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)

@@ -28,7 +28,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 the whole minutes stream of the election, independently of the projections,
 re-checks every minutes against the rules of the election file and every
 seal (signature) of a sealed station, recomputes every result with a fold
-of its own, then compares every area result (ward, district, province),
+of its own, then compares every area result (every level, units summary),
 every unit result (figures, ranking, winners, status), every station's
 current minutes, the outcome of every message and the outcome counters
 with the projections under DIR/projections. Every difference is listed

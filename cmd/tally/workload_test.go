@@ -561,6 +561,14 @@ func (r *refFold) sums(contest string, in func(station string) bool, res *areaRe
 func (r *refFold) areaResult(contest string, a gArea) areaResult {
 	res := areaResult{Contest: contest, Area: a.ID, Level: a.Level, Name: a.Name, Votes: map[string]int64{}, AppliedSeq: r.streamSeq}
 	r.sums(contest, func(s string) bool { areas := r.w.stationAreas(s); return slices.Contains(areas[:], a.ID) }, &res)
+	// CONTRACT §4 v2: no votes where the contest's councils lie below the
+	// area (a district council seen from its province).
+	depth := map[string]int{"national": -1, "province": 0, "district": 1, "ward": 2, "commune": 2}
+	for _, c := range r.w.file.Contests {
+		if c.ID == contest && depth[c.Level] > depth[a.Level] {
+			res.Votes = nil
+		}
+	}
 	return res
 }
 

@@ -1,7 +1,13 @@
-// Command gen writes the Long Biên example: the election file and a stream of
-// count minutes for Quận Long Biên, Hà Nội, in the election of 23 May 2021
-// (National Assembly term XV and People's Councils 2021–2026).
+// Command gen writes the examples: for each, the election file and a stream
+// of count minutes.
 //
+//   - longbien: Quận Long Biên, Hà Nội, in the election of 23 May 2021
+//     (National Assembly term XV and People's Councils 2021–2026), three
+//     tiers;
+//   - hanoi-2026: Hà Nội's National Assembly unit no. 10 in the election of
+//     15 March 2026, two tiers (province, commune): see hanoi2026.go.
+//
+// For Long Biên:
 // The administrative names, the published figures of Ngọc Thụy (17 polling
 // areas, 28,388 voters) and Phúc Lợi (8 polling areas), and the National
 // Assembly unit (Hà Nội no. 2, 3 seats) are real. Everything else (the other
@@ -13,8 +19,8 @@
 //
 //	go run ./examples/gen
 //
-// It writes examples/longbien/election.json (CONTRACT §2) and
-// examples/longbien/minutes.ndjson (CONTRACT §3, one minutes object a line).
+// It writes examples/<name>/election.json (CONTRACT §2) and
+// examples/<name>/minutes.ndjson (CONTRACT §3, one minutes object a line).
 // Before writing, it parses the election with [tally.Parse], checks every
 // minutes line with [tally.Election.Check], checks that versions run 1, 2, 3
 // ... for each (contest, station), and decides every electoral unit with
@@ -40,11 +46,44 @@ import (
 	"github.com/tallyvn/tally/tally"
 )
 
-const (
-	electionID   = "hn-2021"
-	electionName = "Bầu cử đại biểu Quốc hội khóa XV và đại biểu HĐND các cấp nhiệm kỳ 2021-2026"
-	electionDate = "2021-05-23"
+// example is one example election: its file's header, areas and contests,
+// and how its minutes end.
+type example struct {
+	dir        string // under examples/
+	id         string
+	name, date string
+	levels     []tally.AreaLevel // nil: the 2021 default
+	seed       [2]uint64
+	// upper are the areas above the bottom level; bottom is the parent of
+	// every ward or commune, wardPrefix the prefix of their ids.
+	upper      []tally.Area
+	bottom     string
+	bottomKind tally.AreaLevel
+	wardPrefix string
+	wards      []wardSpec
+	contests   []contestSpec
+	// recount is the contest of the withdrawn-and-recounted minutes.
+	recount string
+	// total labels the summary's total line.
+	total string
+}
 
+var longBien = &example{
+	dir: "longbien", id: "hn-2021", seed: [2]uint64{20210523, 2026},
+	name: "Bầu cử đại biểu Quốc hội khóa XV và đại biểu HĐND các cấp nhiệm kỳ 2021-2026",
+	date: "2021-05-23",
+	upper: []tally.Area{
+		{ID: "HN", Name: "Thành phố Hà Nội", Level: tally.Province},
+		{ID: "LB", Name: "Quận Long Biên", Level: tally.District, Parent: "HN"},
+	},
+	bottom: "LB", bottomKind: tally.Ward, wardPrefix: "LB-",
+	wards: wards, contests: contests, recount: "HDND-LB", total: "LB",
+}
+
+// examples are every example gen writes, by directory.
+var examples = []*example{longBien, hanoi2026}
+
+const (
 	// Reasons written in the minutes.
 	reasonCorrection = "sửa số phiếu ứng cử viên sau kiểm lại"
 	reasonWithdrawn  = "Ban bầu cử yêu cầu kiểm phiếu lại"
@@ -52,9 +91,6 @@ const (
 
 	fictional = " (hư cấu)" // suffix of every candidate name
 )
-
-// seed fixes the generator: the same seed writes the same files.
-var seed = [2]uint64{20210523, 2026}
 
 // wardSpec describes one ward's polling areas.
 type wardSpec struct {
@@ -96,6 +132,14 @@ type unitSpec struct {
 	filled int
 	// sameBorn gives candidates 2 and 4 the same birth date.
 	sameBorn bool
+	// outside is the unit's polling stations not in the file
+	// (stations_outside); such a unit stays counting.
+	outside int
+	// council names the council's area; "" leaves it to be inferred.
+	council string
+	// stations lists polling areas by ward code and number (e.g. "BD:1-4")
+	// instead of areas.
+	stations []string
 }
 
 // contestSpec describes one contest.
@@ -105,7 +149,7 @@ type contestSpec struct {
 	units    []unitSpec
 }
 
-// wardIDs turns ward codes into area ids.
+// wardIDs turns Long Biên ward codes into area ids.
 func wardIDs(codes ...string) []string {
 	ids := make([]string, len(codes))
 	for i, c := range codes {
@@ -121,9 +165,11 @@ func wardIDs(codes ...string) []string {
 var contests = []contestSpec{
 	{
 		id: "QH", name: "Đại biểu Quốc hội khóa XV", level: tally.National,
+		// Hoàn Kiếm's and Đông Anh's polling areas are not in the file:
+		// the unit stays counting. Their number is made up (plausible).
 		units: []unitSpec{{
 			id: "QH-HN-02", name: "Đơn vị bầu cử số 2 (Hoàn Kiếm, Long Biên, Đông Anh) — phần Long Biên",
-			seats: 3, candidates: 5, areas: []string{"LB"},
+			seats: 3, candidates: 5, areas: []string{"LB"}, outside: 342,
 		}},
 	},
 	{
@@ -167,26 +213,33 @@ var (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("gen: ")
-	out := flag.String("out", filepath.Join("examples", "longbien"), "output directory")
+	out := flag.String("out", "examples", "directory holding the examples' directories")
+	only := flag.String("example", "", "write only this example (longbien or hanoi-2026)")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./examples/gen [-out DIR]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./examples/gen [-out DIR] [-example NAME]")
 		os.Exit(2)
 	}
-	sum, err := generate(*out)
-	if err != nil {
-		log.Fatal(err)
+	for _, ex := range examples {
+		if *only != "" && ex.dir != *only {
+			continue
+		}
+		dir := filepath.Join(*out, ex.dir)
+		sum, err := generate(ex, dir)
+		if err != nil {
+			log.Fatalf("%s: %v", ex.dir, err)
+		}
+		sum.print(os.Stdout, ex.total)
+		fmt.Printf("wrote %s and %s\n\n", filepath.Join(dir, "election.json"), filepath.Join(dir, "minutes.ndjson"))
 	}
-	sum.print(os.Stdout)
-	fmt.Printf("wrote %s and %s\n", filepath.Join(*out, "election.json"), filepath.Join(*out, "minutes.ndjson"))
 }
 
 // generate builds the election and its minutes, verifies them and writes
 // election.json and minutes.ndjson into dir. Nothing is written if the
 // verification fails.
-func generate(dir string) (*summary, error) {
-	r := rand.New(rand.NewPCG(seed[0], seed[1]))
-	e, err := buildElection(r)
+func generate(ex *example, dir string) (*summary, error) {
+	r := rand.New(rand.NewPCG(ex.seed[0], ex.seed[1]))
+	e, err := buildElection(r, ex)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +256,7 @@ func generate(dir string) (*summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	minutes, err := buildMinutes(r, parsed)
+	minutes, err := buildMinutes(r, parsed, ex)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +275,7 @@ func generate(dir string) (*summary, error) {
 	}
 	// The units must come out as designed.
 	for _, ur := range sum.Units {
-		spec := findUnit(ur.Unit)
+		spec := ex.findUnit(ur.Unit)
 		want := spec.seats
 		if spec.filled > 0 {
 			want = spec.filled
@@ -244,8 +297,8 @@ func generate(dir string) (*summary, error) {
 	return sum, nil
 }
 
-func findUnit(id string) unitSpec {
-	for _, c := range contests {
+func (ex *example) findUnit(id string) unitSpec {
+	for _, c := range ex.contests {
 		for _, u := range c.units {
 			if u.id == id {
 				return u
@@ -256,43 +309,58 @@ func findUnit(id string) unitSpec {
 }
 
 // buildElection lays out the areas, the polling areas and the contests.
-func buildElection(r *rand.Rand) (*tally.Election, error) {
+func buildElection(r *rand.Rand, ex *example) (*tally.Election, error) {
 	e := &tally.Election{
-		ID:   electionID,
-		Name: electionName,
-		Date: electionDate,
-		Areas: []tally.Area{
-			{ID: "HN", Name: "Thành phố Hà Nội", Level: tally.Province},
-			{ID: "LB", Name: "Quận Long Biên", Level: tally.District, Parent: "HN"},
-		},
+		ID:     ex.id,
+		Name:   ex.name,
+		Date:   ex.date,
+		Levels: ex.levels,
+		Areas:  slices.Clone(ex.upper),
 	}
-	for _, w := range wards {
-		wid := "LB-" + w.code
-		e.Areas = append(e.Areas, tally.Area{ID: wid, Name: w.name, Level: tally.Ward, Parent: "LB"})
+	for _, w := range ex.wards {
+		wid := ex.wardPrefix + w.code
+		e.Areas = append(e.Areas, tally.Area{ID: wid, Name: w.name, Level: ex.bottomKind, Parent: ex.bottom})
 		sizes, err := wardSizes(r, w)
 		if err != nil {
 			return nil, fmt.Errorf("ward %s: %w", wid, err)
 		}
 		for i, n := range sizes {
-			e.Stations = append(e.Stations, tally.Station{
+			st := tally.Station{
 				ID:         fmt.Sprintf("%s-%02d", wid, i+1),
 				Name:       fmt.Sprintf("Khu vực bỏ phiếu số %d", i+1),
-				Ward:       wid,
 				Registered: int64(n),
-			})
+			}
+			if ex.levels == nil {
+				st.Ward = wid // the v1 name, as 2021 files have it
+			} else {
+				st.Area = wid
+			}
+			e.Stations = append(e.Stations, st)
 		}
 	}
 
 	names := &namer{r: r, used: map[string]bool{}}
-	for _, cs := range contests {
+	for _, cs := range ex.contests {
 		c := tally.Contest{ID: cs.id, Name: cs.name, Level: cs.level}
 		for _, us := range cs.units {
 			u := tally.Unit{
-				ID:       us.id,
-				Name:     us.name,
-				Seats:    us.seats,
-				Areas:    us.areas,
-				Stations: []string{},
+				ID:              us.id,
+				Name:            us.name,
+				Council:         us.council,
+				Seats:           us.seats,
+				Areas:           us.areas,
+				Stations:        []string{},
+				StationsOutside: us.outside,
+			}
+			if u.Areas == nil {
+				u.Areas = []string{}
+			}
+			for _, sel := range us.stations {
+				ids, err := ex.stationRange(sel)
+				if err != nil {
+					return nil, fmt.Errorf("unit %s: %w", us.id, err)
+				}
+				u.Stations = append(u.Stations, ids...)
 			}
 			for k := range us.candidates {
 				u.Candidates = append(u.Candidates, tally.Candidate{
@@ -309,6 +377,21 @@ func buildElection(r *rand.Rand) (*tally.Election, error) {
 		e.Contests = append(e.Contests, c)
 	}
 	return e, nil
+}
+
+// stationRange turns "CODE:a-b" into the ids of polling areas a to b of
+// ward or commune CODE.
+func (ex *example) stationRange(sel string) ([]string, error) {
+	code, rng, ok := strings.Cut(sel, ":")
+	var a, b int
+	if _, err := fmt.Sscanf(rng, "%d-%d", &a, &b); !ok || err != nil || a < 1 || b < a {
+		return nil, fmt.Errorf("station range %q is not CODE:a-b", sel)
+	}
+	var ids []string
+	for i := a; i <= b; i++ {
+		ids = append(ids, fmt.Sprintf("%s%s-%02d", ex.wardPrefix, code, i))
+	}
+	return ids, nil
 }
 
 // wardSizes returns the registered voters of each polling area of w.
@@ -410,9 +493,9 @@ func (c count) clone() count {
 }
 
 // minutes renders c as minutes of the given unit.
-func (c count) minutes(contest, station string, u *tally.Unit, version int64, status tally.Status, reason string) minutesJSON {
+func (c count) minutes(election, contest, station string, u *tally.Unit, version int64, status tally.Status, reason string) minutesJSON {
 	m := minutesJSON{
-		Election: electionID, Contest: contest, Station: station,
+		Election: election, Contest: contest, Station: station,
 		Version: version, Status: status.String(), Reason: reason,
 	}
 	if status == tally.Withdrawn {
@@ -482,7 +565,7 @@ type key struct{ contest, station string }
 // buildMinutes draws the counts of every station in every contest and
 // returns the minutes stream: partial counts of some stations, then every
 // station's final minutes, then corrections, a withdrawal and its recount.
-func buildMinutes(r *rand.Rand, e *tally.Election) ([]minutesJSON, error) {
+func buildMinutes(r *rand.Rand, e *tally.Election, ex *example) ([]minutesJSON, error) {
 	ns := len(e.Stations)
 
 	// Day figures shared by a station's three contests.
@@ -501,7 +584,7 @@ func buildMinutes(r *rand.Rand, e *tally.Election) ([]minutesJSON, error) {
 
 	// Final counts, per contest and station.
 	final := map[key]count{}
-	for ci, cs := range contests {
+	for ci, cs := range ex.contests {
 		c := &e.Contests[ci]
 		for ui, us := range cs.units {
 			u := &c.Units[ui]
@@ -539,7 +622,7 @@ func buildMinutes(r *rand.Rand, e *tally.Election) ([]minutesJSON, error) {
 	emit := func(ci, s int, cn count, status tally.Status, reason string) {
 		k := key{e.Contests[ci].ID, e.Stations[s].ID}
 		version[k]++
-		out = append(out, cn.minutes(k.contest, k.station, unitOf(ci, s), version[k], status, reason))
+		out = append(out, cn.minutes(e.ID, k.contest, k.station, unitOf(ci, s), version[k], status, reason))
 	}
 
 	// Progress while counting: ballots sorted into valid and invalid, part
@@ -573,9 +656,9 @@ func buildMinutes(r *rand.Rand, e *tally.Election) ([]minutesJSON, error) {
 		final[k] = cn
 		emit(ci, s, cn, tally.Final, reasonCorrection)
 	}
-	// A recount: the district council count of one station is withdrawn,
-	// then the recounted minutes replace it.
-	ci, _ := e.ContestIndex("HDND-LB")
+	// A recount: one station's count in ex.recount is withdrawn, then the
+	// recounted minutes replace it.
+	ci, _ := e.ContestIndex(ex.recount)
 	k := key{e.Contests[ci].ID, e.Stations[withdrawn].ID}
 	emit(ci, withdrawn, count{}, tally.Withdrawn, reasonWithdrawn)
 	cn := final[k].clone()
@@ -690,13 +773,14 @@ func verify(electionJSON, minutesNDJSON []byte) (*summary, error) {
 		return nil, err
 	}
 	sum := &summary{Stations: len(e.Stations), ByStatus: map[string]int{}}
+	levels := e.AreaLevels()
 	for _, a := range e.Areas {
-		if a.Level != tally.Ward {
+		if a.Level != levels[len(levels)-1] {
 			continue
 		}
 		ws := wardSummary{ID: a.ID, Name: a.Name}
 		for _, st := range e.Stations {
-			if st.Ward == a.ID {
+			if st.AreaID() == a.ID {
 				ws.Stations++
 				ws.Registered += st.Registered
 			}
@@ -786,8 +870,14 @@ func verify(electionJSON, minutesNDJSON []byte) (*summary, error) {
 					break
 				}
 			}
-			if d.Status != tally.Decided {
-				problems = append(problems, fmt.Sprintf("unit %s: status %s, want %s", u.ID, d.Status, tally.Decided))
+			// A unit with polling stations outside the file never has them
+			// all final: it stays counting (CONTRACT §2 v2).
+			want := tally.Decided
+			if u.StationsOutside > 0 {
+				want = tally.Counting
+			}
+			if d.Status != want {
+				problems = append(problems, fmt.Sprintf("unit %s: status %s, want %s", u.ID, d.Status, want))
 			}
 			if c.Level == tally.National && len(d.Winners) != u.Seats {
 				problems = append(problems, fmt.Sprintf("unit %s: %d winners for %d seats", u.ID, len(d.Winners), u.Seats))
@@ -802,12 +892,12 @@ func verify(electionJSON, minutesNDJSON []byte) (*summary, error) {
 }
 
 // print writes a human summary of s.
-func (s *summary) print(w io.Writer) {
+func (s *summary) print(w io.Writer, total string) {
 	fmt.Fprintf(w, "%-7s %-22s %8s %8s\n", "ward", "name", "stations", "voters")
 	for _, ws := range s.Wards {
 		fmt.Fprintf(w, "%-7s %-22s %8d %8d\n", ws.ID, ws.Name, ws.Stations, ws.Registered)
 	}
-	fmt.Fprintf(w, "%-7s %-22s %8d %8d\n\n", "LB", "total", s.Stations, s.Registered)
+	fmt.Fprintf(w, "%-7s %-22s %8d %8d\n\n", total, "total", s.Stations, s.Registered)
 	fmt.Fprintf(w, "%-8s %-11s %5s %10s %8s %9s %9s %-8s %s\n", "contest", "unit", "seats", "candidates", "stations", "turnout", "valid", "status", "winners (lowest winner / best loser, % of valid)")
 	for _, u := range s.Units {
 		fmt.Fprintf(w, "%-8s %-11s %5d %10d %8d %8.2f%% %9d %-8s %d (%.1f%% / %.1f%%)\n",

@@ -10,7 +10,8 @@ import (
 	"github.com/tallyvn/tally/tally"
 )
 
-// committed is where the example files live, relative to this package.
+// committed is where the Long Biên example files live, relative to this
+// package.
 var committed = filepath.Join("..", "longbien")
 
 func readFile(t *testing.T, dir, name string) []byte {
@@ -26,14 +27,16 @@ func readFile(t *testing.T, dir, name string) []byte {
 // committed files to be byte for byte what the generator writes, so they
 // never drift from it.
 func TestGenerateMatchesCommitted(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := generate(dir); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"election.json", "minutes.ndjson"} {
-		got, want := readFile(t, dir, name), readFile(t, committed, name)
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from examples/longbien/%s (%d vs %d bytes); run `go run ./examples/gen` from the module root and commit the result", name, name, len(got), len(want))
+	for _, ex := range examples {
+		dir := t.TempDir()
+		if _, err := generate(ex, dir); err != nil {
+			t.Fatalf("%s: %v", ex.dir, err)
+		}
+		for _, name := range []string{"election.json", "minutes.ndjson"} {
+			got, want := readFile(t, dir, name), readFile(t, filepath.Join("..", ex.dir), name)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from examples/%s/%s (%d vs %d bytes); run `go run ./examples/gen` from the module root and commit the result", name, ex.dir, name, len(got), len(want))
+			}
 		}
 	}
 }
@@ -55,10 +58,10 @@ func TestCommittedElection(t *testing.T) {
 	}
 	wards := map[string]*ward{}
 	for _, s := range e.Stations {
-		w := wards[s.Ward]
+		w := wards[s.AreaID()]
 		if w == nil {
 			w = &ward{least: s.Registered, top: s.Registered}
-			wards[s.Ward] = w
+			wards[s.AreaID()] = w
 		}
 		w.n++
 		w.sum += s.Registered
@@ -105,34 +108,82 @@ func TestCommittedElection(t *testing.T) {
 // TestCommittedMinutes checks every committed minutes line with
 // tally.Election.Check, and the whole stream with verify.
 func TestCommittedMinutes(t *testing.T) {
-	electionJSON := readFile(t, committed, "election.json")
-	minutesNDJSON := readFile(t, committed, "minutes.ndjson")
-	e, err := tally.Parse(electionJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := bytes.Split(bytes.TrimSuffix(minutesNDJSON, []byte("\n")), []byte("\n"))
-	var r tally.Resolved
-	for i, line := range lines {
-		m, err := decodeMinutes(line)
+	for _, ex := range examples {
+		dir := filepath.Join("..", ex.dir)
+		electionJSON := readFile(t, dir, "election.json")
+		minutesNDJSON := readFile(t, dir, "minutes.ndjson")
+		e, err := tally.Parse(electionJSON)
 		if err != nil {
-			t.Fatalf("line %d: %v", i+1, err)
+			t.Fatal(err)
 		}
-		if vs := e.Check(m, i, &r, nil); len(vs) > 0 {
-			t.Errorf("line %d: %v", i+1, vs)
+		if len(e.Warnings()) > 0 {
+			t.Errorf("%s: warnings %q", ex.dir, e.Warnings())
+		}
+		lines := bytes.Split(bytes.TrimSuffix(minutesNDJSON, []byte("\n")), []byte("\n"))
+		var r tally.Resolved
+		for i, line := range lines {
+			m, err := decodeMinutes(line)
+			if err != nil {
+				t.Fatalf("%s line %d: %v", ex.dir, i+1, err)
+			}
+			if vs := e.Check(m, i, &r, nil); len(vs) > 0 {
+				t.Errorf("%s line %d: %v", ex.dir, i+1, vs)
+			}
+		}
+
+		sum, err := verify(electionJSON, minutesNDJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Lines != len(lines) {
+			t.Errorf("%s: verify saw %d lines, the file has %d", ex.dir, sum.Lines, len(lines))
+		}
+		for _, u := range sum.Units {
+			want := tally.Decided
+			if ex.findUnit(u.Unit).outside > 0 {
+				want = tally.Counting // stations outside the file never report
+			}
+			if u.Status != want {
+				t.Errorf("%s unit %s: %s, want %s", ex.dir, u.Unit, u.Status, want)
+			}
 		}
 	}
+}
 
-	sum, err := verify(electionJSON, minutesNDJSON)
+// TestHanoi2026 checks the two-tier example's shape: the thirteen communes
+// of National Assembly unit no. 10 directly under Hà Nội, every station
+// voting on three ballots, every commune council's units inferred or named.
+func TestHanoi2026(t *testing.T) {
+	e, err := tally.Parse(readFile(t, filepath.Join("..", "hanoi-2026"), "election.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Lines != len(lines) {
-		t.Errorf("verify saw %d lines, the file has %d", sum.Lines, len(lines))
+	if got := e.AreaLevels(); len(got) != 2 || got[0] != tally.Province || got[1] != tally.Commune {
+		t.Fatalf("levels %v, want province, commune", got)
 	}
-	for _, u := range sum.Units {
-		if u.Status != tally.Decided {
-			t.Errorf("unit %s: %s, want decided", u.Unit, u.Status)
+	communes := 0
+	for _, a := range e.Areas {
+		if a.Level == tally.Commune {
+			communes++
+			if a.Parent != "HN" {
+				t.Errorf("commune %s under %q, want HN", a.ID, a.Parent)
+			}
+		}
+	}
+	if communes != 13 {
+		t.Errorf("%d communes, want 13", communes)
+	}
+	var contests []int
+	for s := range e.Stations {
+		if contests = e.StationContests(s, contests[:0]); len(contests) != 3 {
+			t.Errorf("station %s votes in %d contests, want 3", e.Stations[s].ID, len(contests))
+		}
+	}
+	x, _ := e.ContestIndex("HDND-X")
+	for u := range e.Contests[x].Units {
+		co := e.UnitCouncil(x, u)
+		if co < 0 || e.Areas[co].Level != tally.Commune {
+			t.Errorf("unit %s elects no commune council", e.Contests[x].Units[u].ID)
 		}
 	}
 }

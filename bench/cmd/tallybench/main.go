@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.Seed, "seed", 2021, "seed of the election and the night")
 	fs.Float64Var(&cfg.Scale, "scale", 1, "election scale: 1 is Vietnam 2021 (about 85,000 stations), 10 about Indonesia")
 	fs.IntVar(&cfg.Provinces, "provinces", 0, "keep only the first N provinces (0: all 63), for quick runs")
+	structure := fs.String("structure", "2021", "2021 (one contest per ballot), 2021-councils (one contest per council) or 2026 (two tiers)")
 	fs.StringVar(&cfg.ElectionID, "election-id", "vn-2021-bench", "election id; the stream TALLY_<id> is deleted and recreated")
 	fs.StringVar(&cfg.NATSURL, "nats", "", "external NATS server URL (default: an embedded server in a temporary directory)")
 	fs.BoolVar(&cfg.MsgID, "msgid", true, "set Nats-Msg-Id on every event as the gateway does (the night's duplicates are then stored once)")
@@ -63,6 +64,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "tallybench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	switch *structure {
+	case "2021":
+	case "2021-councils":
+		cfg.PerCouncil = true
+	case "2026":
+		cfg.TwoTier = true
+	default:
+		fmt.Fprintf(stderr, "tallybench: --structure %q: want 2021, 2021-councils or 2026\n", *structure)
 		return 2
 	}
 	switch *peer {

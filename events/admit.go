@@ -1,0 +1,75 @@
+package events
+
+import (
+	"fmt"
+
+	"github.com/tallyvn/tally/tally"
+)
+
+// Admission is what Admit makes of one message of the minutes stream. Its
+// slices are reused from one Admit to the next: a caller admitting many
+// messages in a loop keeps one Admission.
+type Admission struct {
+	// Minutes is the payload, decoded as far as it could be. Its strings
+	// may alias the message's data.
+	Minutes tally.Minutes
+	// Decoded reports whether the payload decoded at all.
+	Decoded bool
+	// Resolved is Minutes with ids resolved to indexes; set only when
+	// Violations is empty.
+	Resolved tally.Resolved
+	// Sealed reports whether the payload names a station with a seal, whose
+	// signature was then checked (a failure is a Violation of rule seal).
+	Sealed bool
+	// Violations lists every broken rule; empty when the minutes are
+	// admitted.
+	Violations []tally.Violation
+}
+
+// Admit decides whether one message of the minutes stream, published on
+// subject with payload data (binary or JSON minutes), counts: it decodes
+// the payload, checks that it names the station and contest of its subject
+// (CONTRACT §7), checks every rule of CONTRACT §3 that needs no history
+// (tally.Election.Check), and checks the seal of a sealed station (§7a).
+// What remains (stale, duplicate, conflict) needs the station's history:
+// the fold's. The fold and the audit fold both admit through here.
+func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
+	m := &a.Minutes
+	a.Violations = a.Violations[:0]
+	a.Decoded, a.Sealed = false, false
+	var problems []tally.Violation // what the JSON decoder already flagged
+	if len(data) > 0 && data[0] == BinaryMagic {
+		if err := DecodeBinary(data, m); err != nil {
+			*m = tally.Minutes{Votes: m.Votes[:0]}
+			a.Violations = append(a.Violations, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
+			return
+		}
+	} else {
+		d, err := DecodeJSONObject(data)
+		if err != nil {
+			*m = tally.Minutes{Votes: m.Votes[:0]}
+			a.Violations = append(a.Violations, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
+			return
+		}
+		*m = d.Minutes
+		problems = d.Problems
+	}
+	a.Decoded = true
+	// A station publishing straight to NATS may only speak for itself: the
+	// payload must name the station and contest of its subject.
+	if st, ct, ok := ParseSubject(e.ID, subject); !ok || st != m.Station || ct != m.Contest {
+		a.Violations = append(a.Violations, tally.Violation{Field: "station", Rule: tally.RuleSubject,
+			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, subject)})
+	}
+	a.Violations = Check(e, m, problems, 0, &a.Resolved, a.Violations)
+	// A sealed station's minutes must carry its signature, whoever
+	// published them.
+	if e.Sealed() {
+		if s, ok := e.StationIndex(m.Station); ok && e.Stations[s].Seal != "" {
+			a.Sealed = true
+			if v := VerifySeal(e, s, m); v != nil {
+				a.Violations = append(a.Violations, *v)
+			}
+		}
+	}
+}

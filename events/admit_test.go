@@ -1,0 +1,66 @@
+package events_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/tally"
+)
+
+// TestAdmitNamesEveryReasonToRefuse: admission decodes, checks the subject,
+// the rules that need no history and the seal, and says which refused.
+func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
+	k1, k2 := newStationKey(t, 1), newStationKey(t, 2)
+	e := sealedElection(t, k1, k2)
+	partial := func(station string) tally.Minutes {
+		m := sample()
+		m.Station, m.Status = station, tally.Partial
+		return m
+	}
+	signed := partial("LB-NT-01")
+	sig, err := events.Sign(k1.seed, &signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed.Signature = sig
+	unsealed, sealedNoSig := partial("LB-NT-03"), partial("LB-NT-01")
+
+	tests := []struct {
+		name    string
+		subject string
+		data    []byte
+		decoded bool
+		sealed  bool
+		rules   []string // "" for admitted
+	}{
+		{"admitted", events.Subject(e, st03, "QH"), events.AppendJSON(nil, &unsealed), true, false, nil},
+		{"admitted, binary", events.Subject(e, st03, "QH"), events.AppendBinary(nil, &unsealed), true, false, nil},
+		{"another station's subject", events.Subject(e, st02, "QH"), events.AppendJSON(nil, &unsealed), true, false, []string{tally.RuleSubject}},
+		{"not minutes", events.Subject(e, st03, "QH"), []byte("nope"), false, false, []string{tally.RuleType}},
+		{"a rule broken", events.Subject(e, st03, "QH"), []byte(`{"election":"hn-2021","contest":"QH","station":"LB-NT-03","version":0,"status":"partial"}`),
+			true, false, []string{tally.RuleVersion, tally.RuleRequired}},
+		{"sealed, no signature", events.Subject(e, st01, "QH"), events.AppendJSON(nil, &sealedNoSig), true, true, []string{tally.RuleSeal}},
+		{"sealed and signed", events.Subject(e, st01, "QH"), events.AppendJSON(nil, &signed), true, true, nil},
+	}
+	var a events.Admission
+	for _, tc := range tests {
+		events.Admit(e, tc.subject, tc.data, &a)
+		var rules []string
+		for _, v := range a.Violations {
+			if !slices.Contains(rules, v.Rule) {
+				rules = append(rules, v.Rule)
+			}
+		}
+		slices.Sort(rules)
+		slices.Sort(tc.rules)
+		if a.Decoded != tc.decoded || a.Sealed != tc.sealed || !slices.Equal(rules, tc.rules) {
+			t.Errorf("%s: decoded %v sealed %v rules %v (%v); want %v %v %v", tc.name, a.Decoded, a.Sealed, rules, a.Violations, tc.decoded, tc.sealed, tc.rules)
+		}
+		if len(tc.rules) == 0 {
+			if s, _ := e.StationIndex(a.Minutes.Station); a.Resolved.Station != s || a.Resolved.Status != tally.Partial {
+				t.Errorf("%s: resolved %+v", tc.name, a.Resolved)
+			}
+		}
+	}
+}
