@@ -171,3 +171,52 @@ func TestPartitionedPublisherPositions(t *testing.T) {
 		t.Fatalf("published again %+v, want %d duplicates at %v", again, len(ms), want)
 	}
 }
+
+// TestPartitionRolesOnTheirStreams: with Roles.Partitions 4 the aggregator
+// identity can create the four streams and a consumer on each, and the
+// gateway identity can publish to them and check a duplicate, on a server
+// that admits only those identities.
+func TestPartitionRolesOnTheirStreams(t *testing.T) {
+	e := provincesElection(t, 12)
+	gw, _ := broker.NewIdentity()
+	agg, _ := broker.NewIdentity()
+	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(),
+		Users: broker.Users(e, broker.Roles{Gateway: gw.Public, Aggregator: agg.Public, Partitions: 4})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	aggConn, err := emb.Connect("aggregator", agg.Option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aggConn.Close()
+	aggJS, _ := jetstream.New(aggConn)
+	streams, err := broker.EnsurePartitionStreams(ctx, aggJS, e, 4, 1)
+	if err != nil {
+		t.Fatalf("the aggregator cannot create the partition streams: %v", err)
+	}
+	for p, st := range streams {
+		if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "tally-fold-x-" + fmt.Sprint(p), AckPolicy: jetstream.AckAllPolicy}); err != nil {
+			t.Fatalf("the aggregator cannot create a consumer on partition %d: %v", p, err)
+		}
+	}
+	gwConn, err := emb.Connect("gateway", gw.Option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gwConn.Close()
+	gwJS, _ := jetstream.New(gwConn)
+	var ms []tally.Minutes
+	for s := range e.Stations {
+		ms = append(ms, tally.Minutes{Election: e.ID, Contest: "QH", Station: e.Stations[s].ID, Version: 1, Status: tally.Partial})
+	}
+	pub := events.NewPartitionedPublisher(gwJS, e, 4)
+	for range 2 { // the second time, every minutes is a duplicate to check
+		if _, err := pub.Publish(ctx, ms); err != nil {
+			t.Fatalf("the gateway cannot publish to the partitions: %v", err)
+		}
+	}
+}
