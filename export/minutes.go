@@ -295,7 +295,7 @@ func WriteUnitMinutes(w io.Writer, v *projections.View, contest, unit string, op
 		t.drawRow([]string{strconv.Itoa(k + 1), cand.Name, fmtDate(cand.Born), fmtInt(cand.Votes), fmtPct(cand.Votes, r.Valid)}, "")
 	}
 
-	byID := make(map[string]projections.CandidateResult, len(r.Candidates))
+	byID := make(map[string]tally.CandidateResult, len(r.Candidates))
 	for _, cand := range r.Candidates {
 		byID[cand.ID] = cand
 	}
