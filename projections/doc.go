@@ -69,6 +69,7 @@
 //	e                                fingerprint of the election file
 //	v                                layout version (2); a store without it,
 //	                                 or of another, is rebuilt from the stream
+//	i                                the election id (for the message when the fingerprint differs)
 //	s/<contest>\x00<station>         current minutes (canonical binary form)
 //	h/<contest>\x00<station>\x00<seq> history entry (version, status, outcome)
 //	r/<seq>                          rejection (JSON)

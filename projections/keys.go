@@ -13,6 +13,7 @@ var (
 	keyMeta        = []byte("m")
 	keyFingerprint = []byte("e")
 	keyLayout      = []byte("v")
+	keyElectionID  = []byte("i") // the election's id, for messages
 )
 
 // layoutVersion names the layout of the records below. A store written in

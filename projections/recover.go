@@ -141,7 +141,9 @@ func OpenOrReset(dir string, e *tally.Election) (*Store, Recovery, error) {
 	return s, rec, nil
 }
 
-// isEmptyDir reports whether dir is missing or holds no files.
+// isEmptyDir reports whether dir is missing or holds no files but Pebble's
+// LOCK file (which a process that locks the directory before opening it,
+// such as tally rebuild, creates).
 func isEmptyDir(dir string) (bool, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -150,5 +152,10 @@ func isEmptyDir(dir string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read projections dir: %w", err)
 	}
-	return len(ents) == 0, nil
+	for _, e := range ents {
+		if e.Name() != "LOCK" {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -17,7 +17,7 @@ import (
 
 // ErrElectionMismatch is returned by Open when the store was built from a
 // different election file.
-var ErrElectionMismatch = errors.New("projections: store was built for a different election file")
+var ErrElectionMismatch = errors.New("the projections were built for a different election file")
 
 // Store holds the projections of one election in Pebble. Its query methods
 // are safe for concurrent use with each other and with the Fold.
@@ -69,6 +69,22 @@ func pebbleOptions() *pebble.Options {
 	}
 }
 
+// mismatch describes a store built for another election file: the ids
+// when they differ, else that the same id's file changed.
+func (s *Store) mismatch() error {
+	const cure = "run tally rebuild to rebuild the projections from the stream for this file, or give the election file they were built with"
+	old, closer, err := s.db.Get(keyElectionID)
+	if err != nil { // a store from before the id was kept
+		return fmt.Errorf("%w than %q (%s)", ErrElectionMismatch, s.e.ID, cure)
+	}
+	oldID := string(old)
+	closer.Close()
+	if oldID != s.e.ID {
+		return fmt.Errorf("%w: they hold election %q, the file given is election %q (%s)", ErrElectionMismatch, oldID, s.e.ID, cure)
+	}
+	return fmt.Errorf("%w: both are election %q, but the file's content changed since (%s)", ErrElectionMismatch, s.e.ID, cure)
+}
+
 // Fingerprint identifies an election file's content.
 func Fingerprint(e *tally.Election) []byte {
 	b, _ := json.Marshal(e) // exported fields only: the file as read
@@ -84,6 +100,7 @@ func (s *Store) load() error {
 		b := s.db.NewBatch()
 		_ = b.Set(keyFingerprint, fp, nil)
 		_ = b.Set(keyLayout, []byte{layoutVersion}, nil)
+		_ = b.Set(keyElectionID, []byte(s.e.ID), nil)
 		err := b.Commit(pebble.Sync)
 		b.Close()
 		if err != nil {
@@ -95,7 +112,7 @@ func (s *Store) load() error {
 		same := bytes.Equal(got, fp)
 		closer.Close()
 		if !same {
-			return fmt.Errorf("%w %q (run tally rebuild to rebuild the projections from the stream for this file)", ErrElectionMismatch, s.e.ID)
+			return s.mismatch()
 		}
 		// Same election, older layout: the records cannot be read as they
 		// are, but the stream holds everything. ErrCorrupt makes

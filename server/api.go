@@ -269,18 +269,19 @@ type Status struct {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	meta, err := s.store.Meta()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
+	// The stream first, then the fold's checkpoint and state together, in
+	// one snapshot under s.mu: the store's committed meta is ahead of the
+	// state for as long as the commit hook has not run, and a status with
+	// applied_seq = stream_seq but "rebuilding" would be a lie.
 	info, err := s.stream.Info(r.Context())
 	if err != nil {
 		w.Header().Set("Retry-After", "2")
 		writeError(w, http.StatusServiceUnavailable, "stream unavailable: "+err.Error())
 		return
 	}
-	state, _ := s.State()
+	s.mu.Lock()
+	meta, state := s.mu.meta, s.mu.state
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, Status{
 		Election: s.e.ID, StreamSeq: info.State.LastSeq, AppliedSeq: meta.Checkpoint,
 		Applied: meta.Applied, Rejected: meta.Rejected, Duplicates: meta.Duplicates, Stale: meta.Stale,

@@ -97,7 +97,7 @@ func newMetrics(store *projections.Store) *metrics {
 	reg.MustRegister(m.events, m.batchSize, m.commit, m.lag, m.pending, m.appliedSeq,
 		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.sseRefused, m.refusals, m.refusalsLost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pebbleCollector{store: store}, progressCollector{store: store})
+		pebbleCollector{store: store}, progressCollector{store: store}, buildInfoGauge())
 	for _, o := range []projections.Outcome{projections.Applied, projections.Stale, projections.Duplicate, projections.Rejected} {
 		m.events.WithLabelValues(o.String()) // export zeros from the start
 	}

@@ -291,6 +291,15 @@ func (e *Election) compile() error {
 	if !validDate(e.Date) {
 		p.add("election: date %q is not an ISO date (YYYY-MM-DD)", e.Date)
 	}
+	// An election with nothing to count is a wrong file, not an empty night.
+	for _, empty := range []struct {
+		field string
+		n     int
+	}{{"areas", len(e.Areas)}, {"stations", len(e.Stations)}, {"contests", len(e.Contests)}} {
+		if empty.n == 0 {
+			p.add("election: %s is empty; an election needs at least one", empty.field)
+		}
+	}
 
 	// Levels.
 	e.levels = e.Levels

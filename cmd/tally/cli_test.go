@@ -39,6 +39,10 @@ func TestCLI(t *testing.T) {
 			{[]string{"results", "--contest", "QH", "--area", "LB", "--unit", "QH-HN-03"}, 2, "exactly one"},
 			{[]string{"rebuild"}, 2, "--election"},
 			{[]string{"rebuild", "--election", election}, 2, "--data"},
+			{[]string{"serve", "--electon", election}, 2, "Did you mean --election?"},
+			{[]string{"results", "--unti", "X"}, 2, "Did you mean --unit?"},
+			{[]string{"submit", "--server", "127.0.0.1:8080"}, 2, "want a URL with a scheme"},
+			{[]string{"results", "--server", "localhost:8080", "--list"}, 2, "want a URL with a scheme"},
 		} {
 			res := runTally(t, quick, nil, tc.args...)
 			if res.code != tc.code || !strings.Contains(res.stderr, tc.stderrHas) {
@@ -46,6 +50,21 @@ func TestCLI(t *testing.T) {
 			}
 			if res.stdout != "" {
 				t.Errorf("tally %q printed on stdout for bad usage: %q", tc.args, res.stdout)
+			}
+			// The error, a hint, and one line pointing to --help: not the
+			// whole help, where the error scrolls away.
+			if tc.args != nil && tc.args[0] != "nope" && (strings.Contains(res.stderr, "Flags:") || strings.Count(res.stderr, "\n") > 3 ||
+				!strings.Contains(res.stderr, "--help' for usage")) {
+				t.Errorf("tally %q: want the error and a pointer to --help, got:\n%s", tc.args, res.stderr)
+			}
+		}
+	})
+
+	t.Run("version", func(t *testing.T) {
+		for _, args := range [][]string{{"version"}, {"--version"}} {
+			res := runTally(t, quick, nil, args...)
+			if res.code != 0 || !strings.HasPrefix(res.stdout, "tally ") || !strings.Contains(res.stdout, "revision") || !strings.Contains(res.stdout, "github.com/tallyvn/tally") {
+				t.Errorf("tally %q: exit %d, stdout %q; want the version, the revision and the module", args, res.code, res.stdout)
 			}
 		}
 	})
@@ -136,8 +155,8 @@ func TestCLI(t *testing.T) {
 		busy := l.Addr().String()
 		res := runTally(t, quick, nil, "serve", "--election", election, "--data", t.TempDir(),
 			"--http", busy, "--nats-listen", "none")
-		if res.code != 1 || !strings.Contains(res.stderr, busy) {
-			t.Errorf("exit %d, stderr %q; want 1 naming %s", res.code, res.stderr, busy)
+		if res.code != 1 || !strings.Contains(res.stderr, busy) || !strings.Contains(res.stderr, "--http") {
+			t.Errorf("exit %d, stderr %q; want 1 naming %s and the --http flag", res.code, res.stderr, busy)
 		}
 	})
 
@@ -186,7 +205,7 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
-	acceptedRe := regexp.MustCompile(`accepted (\d+) minutes, seq (\d+)`)
+	acceptedRe := regexp.MustCompile(`accepted (\d+) minutes objects?, seq (\d+)`)
 	t.Run("submit accepted", func(t *testing.T) {
 		res := runTally(t, quick, nil, "submit", "--server", srv.url, filepath.Join("testdata", "minutes_valid.json"))
 		m := acceptedRe.FindStringSubmatch(res.stdout)
@@ -219,7 +238,7 @@ func TestCLI(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 		}
-		for _, want := range []string{"Nguyễn Văn Hùng", "Trần Thị Thu Hương", "Lê Đức Việt", "Đơn vị bầu cử số 3", "counting", "1800", "1461", "900"} {
+		for _, want := range []string{"Nguyễn Văn Hùng", "Trần Thị Thu Hương", "Lê Đức Việt", "Đơn vị bầu cử số 3", "counting", "1,800", "1,461", "900"} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("table does not show %q:\n%s", want, res.stdout)
 			}
@@ -228,7 +247,7 @@ func TestCLI(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 		}
-		for _, want := range []string{"Phạm Thị Ngọc Ánh", "Đỗ Mạnh Cường", "decided", "winner", "1800", "1250", "Round: first", "Council: LB"} {
+		for _, want := range []string{"Phạm Thị Ngọc Ánh", "Đỗ Mạnh Cường", "decided", "winner", "1,800", "1,250", "Round: first", "Council: LB"} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("table does not show %q:\n%s", want, res.stdout)
 			}
@@ -247,9 +266,34 @@ func TestCLI(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 		}
-		for _, want := range []string{"Phường Bồ Đề", "1500", "1211", "900", "1810"} {
+		for _, want := range []string{"Phường Bồ Đề", "1,500", "1,211", "900", "1,810", "Nguyễn Văn Hùng"} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("area table does not show %q:\n%s", want, res.stdout)
+			}
+		}
+		// Numbers are right-aligned: the votes column ends in one place.
+		ends := map[int]bool{}
+		for _, line := range strings.Split(res.stdout, "\n") {
+			for _, n := range []string{"1,500", "1,211"} {
+				if i := strings.Index(line, " "+n+" "); i >= 0 {
+					ends[len([]rune(line[:i+1+len(n)]))] = true
+				}
+			}
+		}
+		if len(ends) != 1 {
+			t.Errorf("the votes column is not right-aligned (ends at %v):\n%s", ends, res.stdout)
+		}
+
+		res = runTally(t, quick, nil, "results", "--server", srv.url, "--contest", "QH", "--station", "LB-BD-01")
+		for _, want := range []string{"LB-BD-01", "version 1, final", "1,850", "Nguyễn Văn Hùng", "1,500", "applied"} {
+			if res.code != 0 || !strings.Contains(res.stdout, want) {
+				t.Errorf("station view: exit %d, stdout lacks %q:\n%s%s", res.code, want, res.stdout, res.stderr)
+			}
+		}
+		res = runTally(t, quick, nil, "results", "--server", srv.url, "--list")
+		for _, want := range []string{"contest QH", "QH-HN-03", "contest HDND-LB", "LB-DV1", "LB-BD", "Phường Bồ Đề"} {
+			if res.code != 0 || !strings.Contains(res.stdout, want) {
+				t.Errorf("--list: exit %d, stdout lacks %q:\n%s%s", res.code, want, res.stdout, res.stderr)
 			}
 		}
 	})
@@ -322,7 +366,9 @@ func TestCLI(t *testing.T) {
 			{[]string{"--contest", "QH", "--unit", "QH-HN-99"}, "QH-HN-99"},
 			{[]string{"--contest", "QH", "--unit", "LB-DV1"}, "LB-DV1"}, // a unit of another contest
 			{[]string{"--contest", "QH", "--area", "LB-XX"}, "LB-XX"},
-			{[]string{"--contest", "NOPE", "--area", "LB"}, "NOPE"},
+			{[]string{"--contest", "NOPE", "--area", "LB"}, "the contests are QH, HDND-LB"},
+			{[]string{"--contest", "QH", "--unit", "QH-HN-99"}, "the units of contest QH are QH-HN-03"},
+			{[]string{"--contest", "QH", "--station", "LB-BD-99"}, "LB-BD-01"},
 		} {
 			res := runTally(t, quick, nil, append([]string{"results", "--server", srv.url}, tc.args...)...)
 			if res.code != 1 || !strings.Contains(res.stderr, tc.has) {

@@ -157,15 +157,17 @@ func (h *harness) run(all []*minutes) {
 		}
 		h.requests++
 		attempts := 1
-		deadline := time.Now().Add(30 * time.Second)
+		w := newStallWatch()
 		for code != http.StatusAccepted {
 			// Only "not stored" answers may be retried: a transport error
 			// or 503. Anything else is a failure of the test or the server.
 			if err == nil && code != http.StatusServiceUnavailable {
 				t.Fatalf("request %d answered %d: %s\nbody: %s", h.requests, code, resp, body)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("request %d not stored after 30s of retries: last %d %v %s\nserver stderr:\n%s", h.requests, code, err, resp, h.proc.stderr.String())
+			var st apiStatus
+			getJSON(h.client, h.proc.url+"/api/v1/status", &st) // progress: the stream, the fold, the log
+			if w.stalled(st.StreamSeq, st.AppliedSeq, len(h.proc.stderr.String())) {
+				t.Fatalf("request %d not stored, and the server logged nothing for %s of retries: last %d %v %s\nserver stderr:\n%s", h.requests, stallWindow, code, err, resp, h.proc.stderr.String())
 			}
 			time.Sleep(5 * time.Millisecond)
 			attempts++

@@ -406,7 +406,7 @@ func TestSubmitSeal(t *testing.T) {
 
 	t.Run("seal", func(t *testing.T) {
 		srv := newCaptureServer(t, http.StatusAccepted, accepted)
-		r := runInProcess("submit", "--server", srv.URL, "--seal", filepath.Join(sealedDir, "seeds", "LB-BD-01.seed"), minutesFile)
+		r := runInProcess("submit", "--no-wait", "--server", srv.URL, "--seal", filepath.Join(sealedDir, "seeds", "LB-BD-01.seed"), minutesFile)
 		if r.code != 0 || !strings.Contains(r.stdout, "accepted 3 minutes") {
 			t.Fatalf("exit %d %q %q", r.code, r.stdout, r.stderr)
 		}
@@ -419,14 +419,14 @@ func TestSubmitSeal(t *testing.T) {
 	})
 	t.Run("seal-dir", func(t *testing.T) {
 		srv := newCaptureServer(t, http.StatusAccepted, accepted)
-		r := runInProcess("submit", "--server", srv.URL, "--seal-dir", sealedDir, minutesFile)
+		r := runInProcess("submit", "--no-wait", "--server", srv.URL, "--seal-dir", sealedDir, minutesFile)
 		if r.code != 0 {
 			t.Fatalf("exit %d %q %q", r.code, r.stdout, r.stderr)
 		}
 		checkBody(t, srv.got()[0], map[string]bool{"LB-BD-01": true, "LB-GT-01": true})
 		// Signatures are deterministic: the same file signs to the same
 		// body, so a resubmission is a duplicate, not a conflict.
-		runInProcess("submit", "--server", srv.URL, "--seal-dir", filepath.Join(sealedDir, "seeds"), minutesFile)
+		runInProcess("submit", "--no-wait", "--server", srv.URL, "--seal-dir", filepath.Join(sealedDir, "seeds"), minutesFile)
 		if got := srv.got(); len(got) != 2 || !bytes.Equal(got[0], got[1]) {
 			t.Errorf("second signing differs (or seeds dir not accepted): %d requests", len(got))
 		}
@@ -435,7 +435,7 @@ func TestSubmitSeal(t *testing.T) {
 		srv := newCaptureServer(t, http.StatusUnprocessableEntity, `{"errors":[{"index":1,"field":"signature","rule":"seal","message":"signature does not verify with the seal of station \"LB-GT-01\""}]}`)
 		seedFile := filepath.Join(sealedDir, "seeds", "LB-BD-01.seed")
 		seed, _ := os.ReadFile(seedFile)
-		r := runInProcess("submit", "--server", srv.URL, "--seal", seedFile, minutesFile)
+		r := runInProcess("submit", "--no-wait", "--server", srv.URL, "--seal", seedFile, minutesFile)
 		if r.code != 1 || !strings.Contains(r.stderr, "rule seal") || !strings.Contains(r.stderr, publicOf(t, seed)) {
 			t.Errorf("exit %d %q", r.code, r.stderr)
 		}
@@ -468,7 +468,7 @@ func TestSubmitSeal(t *testing.T) {
 		{"seal-dir not a directory", []string{"--seal-dir", filepath.Join(dir, "nodir"), minutesFile}, 1, "not a directory"},
 	} {
 		srv := newCaptureServer(t, http.StatusAccepted, accepted)
-		r := runInProcess(append([]string{"submit", "--server", srv.URL}, tc.args...)...)
+		r := runInProcess(append([]string{"submit", "--no-wait", "--server", srv.URL}, tc.args...)...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
 			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.name, r.code, r.stderr, tc.code, tc.stderr)
 		}
@@ -482,7 +482,7 @@ func TestSubmitSeal(t *testing.T) {
 	seed, _ := os.ReadFile(seedFile)
 	os.WriteFile(loose, seed, 0o644)
 	srv := newCaptureServer(t, http.StatusAccepted, accepted)
-	if r := runInProcess("submit", "--server", srv.URL, "--seal", loose, minutesFile); r.code != 0 || !strings.Contains(r.stderr, "chmod 600") {
+	if r := runInProcess("submit", "--no-wait", "--server", srv.URL, "--seal", loose, minutesFile); r.code != 0 || !strings.Contains(r.stderr, "chmod 600") {
 		t.Errorf("world-readable seed: exit %d %q", r.code, r.stderr)
 	}
 	if len(srv.got()) != 1 {

@@ -109,13 +109,25 @@ func runTally(t *testing.T, timeout time.Duration, stdin io.Reader, args ...stri
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	// timeout bounds the time without any new output, not the run: a
+	// command that keeps printing (progress, retries) is still working.
+	window := max(timeout, stallWindow)
+	w := newStallWatch()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	var err error
-	select {
-	case err = <-done:
-	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("tally %q did not finish in %s\nstdout:\n%s\nstderr:\n%s", args, timeout, stdout.String(), stderr.String())
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+			if w.idle(len(stdout.String()), len(stderr.String())) > window {
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("tally %q printed nothing for %s and did not finish\nstdout:\n%s\nstderr:\n%s", args, window, stdout.String(), stderr.String())
+			}
+		}
 	}
 	code := 0
 	if err != nil {
@@ -188,7 +200,7 @@ func tryStartServe(t testing.TB, electionFile, dataDir string, extra ...string) 
 		close(p.done)
 	}()
 	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
+	w := newStallWatch() // starting: bounded by its log not moving
 	for {
 		select {
 		case <-p.done:
@@ -203,9 +215,9 @@ func tryStartServe(t testing.TB, electionFile, dataDir string, extra ...string) 
 				break
 			}
 		}
-		if time.Now().After(deadline) {
+		if w.stalled(len(p.stderr.String())) {
 			p.kill()
-			return p, fmt.Errorf("GET /api/v1/status did not answer 200 within 30s (last error %v)", err)
+			return p, fmt.Errorf("GET /api/v1/status did not answer 200 and the log did not move for %s (last error %v)", stallWindow, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -216,8 +228,8 @@ func tryStartServe(t testing.TB, electionFile, dataDir string, extra ...string) 
 		logs := p.stderr.String()
 		return strings.Contains(logs, "listening") && strings.Contains(logs, "http=http://"+addr)
 	}
-	for wait := time.Now().Add(5 * time.Second); !logged(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(wait) {
+	for w := newStallWatch(); !logged(); time.Sleep(5 * time.Millisecond) {
+		if w.stalled(len(p.stderr.String())) {
 			p.kill()
 			t.Fatalf("tally serve answers on %s but did not log \"listening\" with http=http://%s; stderr:\n%s", addr, addr, p.stderr.String())
 		}
@@ -244,11 +256,20 @@ func (p *serverProc) stop(t testing.TB) int {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM tally serve: %v", err)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.kill()
-		t.Fatalf("tally serve did not exit within 30s of SIGTERM; stderr:\n%s", p.stderr.String())
+	// Shutdown drains the fold: bounded by the log not moving.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for w := newStallWatch(); ; {
+		select {
+		case <-p.done:
+		case <-tick.C:
+			if w.stalled(len(p.stderr.String())) {
+				p.kill()
+				t.Fatalf("tally serve did not exit after SIGTERM and logged nothing for %s; stderr:\n%s", stallWindow, p.stderr.String())
+			}
+			continue
+		}
+		break
 	}
 	if p.waitErr == nil {
 		return 0
@@ -295,15 +316,15 @@ func getJSON(client *http.Client, url string, v any) error {
 // stream holds and returns that status.
 func waitCaughtUp(t testing.TB, client *http.Client, url string) apiStatus {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	w := newStallWatch()
 	for {
 		var st apiStatus
 		err := getJSON(client, url+"/api/v1/status", &st)
 		if err == nil && st.AppliedSeq == st.StreamSeq {
 			return st
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fold did not catch up with the stream within 30s: status %+v, err %v", st, err)
+		if w.stalled(st.AppliedSeq, st.StreamSeq) {
+			t.Fatalf("the fold stopped catching up with the stream: applied_seq did not move for %s: status %+v, err %v", stallWindow, st, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

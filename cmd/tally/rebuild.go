@@ -22,7 +22,8 @@ func runRebuild(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("rebuild", "--election FILE --data DIR [--nats URL]",
 		`Rebuilds every projection from the stream, from its first event, into a
 fresh store, then replaces the projections under DIR with it. The server
-must be stopped. The result equals what the live fold produced.`, stdout, stderr)
+must be stopped: rebuild takes the same lock as serve and verify, and
+refuses to run beside them. The result equals what the live fold produced.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file; required")
 	dataDir := fs.String("data", "", "data directory of the server; required")
 	natsURL := fs.String("nats", "", "external NATS server URL (default: the embedded store under DIR)")
@@ -42,6 +43,16 @@ must be stopped. The result equals what the live fold produced.`, stdout, stderr
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// The lock first: it says whether a server runs on DIR, before a
+	// second NATS server is started over its store. It is held until the
+	// rebuilt projections are in place.
+	lock, err := lockProjections(*dataDir, "rebuild", true)
+	if err != nil {
+		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
+		return exitFailed
+	}
+	defer lock.Close()
 
 	var nc *nats.Conn
 	if *natsURL == "" {

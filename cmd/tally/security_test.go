@@ -154,7 +154,7 @@ func startHardened(t *testing.T, electionFile, dataDir string, pool *x509.CertPo
 	t.Cleanup(p.kill)
 	h := &hardenedServe{serverProc: p, client: &http.Client{Timeout: 5 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for w := newStallWatch(); ; time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-p.done:
 			t.Fatalf("tally serve exited: %v\n%s", p.waitErr, p.stderr.String())
@@ -166,8 +166,8 @@ func startHardened(t *testing.T, electionFile, dataDir string, pool *x509.CertPo
 				return h
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tally serve did not log https://%s and answer within 30s:\n%s", addr, p.stderr.String())
+		if w.stalled(len(p.stderr.String())) {
+			t.Fatalf("tally serve did not log https://%s and answer, and its log stood still for %s:\n%s", addr, stallWindow, p.stderr.String())
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -193,8 +194,24 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Is another process on DIR? Asked before the server starts a second
+	// embedded NATS server over the live store; the server takes the lock
+	// for good when it opens the projections.
+	if lock, err := lockProjections(*dataDir, "serve", false); err != nil {
+		fmt.Fprintf(stderr, "tally serve: %v\n", err)
+		return exitFailed
+	} else if lock != nil {
+		lock.Close()
+	}
+	logger.Info("data directory", "dir", absPath(*dataDir))
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
+		switch {
+		case locked(err):
+			err = lockedError(*dataDir, "serve", err)
+		case isAddrInUse(err):
+			err = fmt.Errorf("%w\n(another program listens on %s: give tally serve another address with --http HOST:PORT)", err, *httpAddr)
+		}
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed
 	}
@@ -210,6 +227,19 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	}
 	logger.Info("stopped cleanly")
 	return exitOK
+}
+
+// absPath returns p made absolute, or p itself if that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// isAddrInUse reports whether err is a listen failing on a busy port.
+func isAddrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE)
 }
 
 // loadElection reads and validates an election file.

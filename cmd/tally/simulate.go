@@ -66,6 +66,10 @@ Against a server run with --token-file, give the same file with
 	case *stations < 0:
 		return usageError(fs, "--stations %d is negative", *stations)
 	}
+	base, ok := checkServerURL(fs, *serverURL)
+	if !ok {
+		return exitUsage
+	}
 	e, err := loadElection(*electionFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "tally simulate: %v\n", err)
@@ -88,7 +92,7 @@ Against a server run with --token-file, give the same file with
 	}
 	transport.MaxIdleConnsPerHost = *concurrency
 	sim := &simulator{
-		base:     strings.TrimRight(*serverURL, "/"),
+		base:     base,
 		client:   &http.Client{Transport: transport, Timeout: 60 * time.Second},
 		retryFor: *retryFor,
 		token:    token,

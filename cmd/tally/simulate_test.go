@@ -68,15 +68,15 @@ func simGet(t *testing.T, url string, v any) {
 // simCaughtUp waits until the fold has applied the whole stream.
 func simCaughtUp(t *testing.T, url string) server.Status {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	w := newStallWatch()
 	for {
 		var st server.Status
 		simGet(t, url+"/api/v1/status", &st)
 		if st.AppliedSeq == st.StreamSeq {
 			return st
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fold did not catch up within 30s: %+v", st)
+		if w.stalled(st.AppliedSeq, st.StreamSeq) {
+			t.Fatalf("the fold stopped catching up: applied_seq did not move for %s: %+v", stallWindow, st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

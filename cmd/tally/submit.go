@@ -33,12 +33,20 @@ NDJSON; with --seal-dir, each is signed with the seed of the station it
 names, DIR/seeds/<station>.seed as 'tally keys seal --out DIR' writes them.
 A file with minutes that cannot be read as such is then not sent.
 
+A 202 means stored, not counted: by default submit then waits until the
+fold has applied the stored minutes (GET /api/v1/status), for as long as
+the fold makes progress, and prints how many were applied, stale,
+duplicate or rejected, with the reason of each rejection (exit 1 if any
+was rejected). --no-wait prints only what the gateway stored.
+
 A server run with --token-file accepts minutes that are not all sealed only
 with its operator token: give the same file with --token-file (sent as
 'Authorization: Bearer TOKEN'). For an https:// server with a self-signed
 certificate, --ca-file names the certificate to trust.`, stdout, stderr)
 	serverURL := fs.String("server", "http://127.0.0.1:8080", "tally server URL")
 	retryFor := fs.Duration("retry-for", 30*time.Second, "keep retrying a request the server could not store for this long (0: no retry)")
+	noWait := fs.Bool("no-wait", false, "do not wait for the fold: print what the gateway stored and exit")
+	waitIdle := fs.Duration("wait-idle", time.Minute, "while waiting for the fold, give up when its applied_seq has not moved for this long")
 	sealFile := fs.String("seal", "", "sign every minutes with the station seed in this file (SU...)")
 	sealDir := fs.String("seal-dir", "", "sign each minutes with DIR/seeds/<station>.seed")
 	tokenFile := fs.String("token-file", "", "`FILE` holding the server's operator token")
@@ -48,6 +56,13 @@ certificate, --ca-file names the certificate to trust.`, stdout, stderr)
 	}
 	if *sealFile != "" && *sealDir != "" {
 		return usageError(fs, "give --seal or --seal-dir, not both")
+	}
+	base, ok := checkServerURL(fs, *serverURL)
+	if !ok {
+		return exitUsage
+	}
+	if *waitIdle <= 0 {
+		return usageError(fs, "--wait-idle %s: want a positive duration", *waitIdle)
 	}
 	transport, err := clientTransport(*caFile)
 	if err != nil {
@@ -103,7 +118,11 @@ certificate, --ca-file names the certificate to trust.`, stdout, stderr)
 				continue
 			}
 		}
-		if c := submitOne(client, *serverURL, token, f, body, *retryFor, stdout, stderr); c != exitOK {
+		c, ans := submitOne(client, base, token, f, body, *retryFor, stdout, stderr)
+		if c == exitOK && ans != nil && !*noWait {
+			c = waitOutcomes(client, base, f, body, ans, *waitIdle, stdout, stderr)
+		}
+		if c != exitOK {
 			code = c
 			if keys := slices.Compact(slices.Sorted(slices.Values(signers))); len(keys) == 1 {
 				fmt.Fprintf(stderr, "%s: signed with the key whose seal is %s\n", f, keys[0])
@@ -119,7 +138,7 @@ certificate, --ca-file names the certificate to trust.`, stdout, stderr)
 func printSignError(name string, err error, stderr io.Writer) {
 	var bad *tally.ValidationError
 	if errors.As(err, &bad) {
-		fmt.Fprintf(stderr, "%s: not signed, nothing sent; %d problems:\n", name, len(bad.Violations))
+		fmt.Fprintf(stderr, "%s: not signed, nothing sent; %s:\n", name, plural(len(bad.Violations), "problem", "problems"))
 		for _, v := range bad.Violations {
 			fmt.Fprintf(stderr, "  minutes[%d] %s: %s (rule %s)\n", v.Index, v.Field, v.Message, v.Rule)
 		}
@@ -128,8 +147,10 @@ func printSignError(name string, err error, stderr io.Writer) {
 	fmt.Fprintf(stderr, "tally submit: %s: not signed, nothing sent: %v\n", name, err)
 }
 
-func submitOne(client *http.Client, serverURL, token, name string, body []byte, retryFor time.Duration, stdout, stderr io.Writer) int {
-	url := strings.TrimRight(serverURL, "/") + "/api/v1/minutes"
+// submitOne sends one file's body, retrying what was not stored, and
+// prints the gateway's answer; on 202 it returns the answer too.
+func submitOne(client *http.Client, serverURL, token, name string, body []byte, retryFor time.Duration, stdout, stderr io.Writer) (int, *server.SubmitResponse) {
+	url := serverURL + "/api/v1/minutes"
 	deadline := time.Now().Add(retryFor)
 	for attempt := 1; ; attempt++ {
 		code, respBody, retryAfter, err := post(client, url, token, body)
@@ -143,7 +164,7 @@ func submitOne(client *http.Client, serverURL, token, name string, body []byte, 
 			} else {
 				fmt.Fprintf(stderr, "tally submit: %s: server answered %d: %s\n", name, code, errorText(respBody))
 			}
-			return exitFailed
+			return exitFailed, nil
 		}
 		// Exponential backoff with full jitter, at least what the server
 		// asked, and then up to half as much again: stations told the
@@ -191,39 +212,49 @@ func post(client *http.Client, url, token string, body []byte) (int, []byte, tim
 	return resp.StatusCode, b, ra, nil
 }
 
-func report(name string, code int, body []byte, stdout, stderr io.Writer) int {
+// report prints the gateway's answer and returns the exit code and, for a
+// 202, the answer.
+func report(name string, code int, body []byte, stdout, stderr io.Writer) (int, *server.SubmitResponse) {
 	switch code {
 	case http.StatusAccepted:
 		var ok server.SubmitResponse
 		if err := json.Unmarshal(body, &ok); err != nil {
 			fmt.Fprintf(stderr, "tally submit: %s: bad answer: %v\n", name, err)
-			return exitFailed
+			return exitFailed, nil
 		}
-		fmt.Fprintf(stdout, "%s: accepted %d minutes, seq %d", name, ok.Accepted, ok.Seq)
+		fmt.Fprintf(stdout, "%s: accepted %s, seq %d", name, plural(ok.Accepted, "minutes object", "minutes objects"), ok.Seq)
 		if ok.Duplicates > 0 {
 			fmt.Fprintf(stdout, " (%d already stored)", ok.Duplicates)
 		}
 		fmt.Fprintln(stdout)
-		return exitOK
+		return exitOK, &ok
 	case http.StatusUnprocessableEntity:
 		var bad server.ErrorsResponse
 		if err := json.Unmarshal(body, &bad); err != nil {
 			fmt.Fprintf(stderr, "tally submit: %s: rejected: %s\n", name, body)
-			return exitFailed
+			return exitFailed, nil
 		}
-		fmt.Fprintf(stderr, "%s: rejected, nothing stored; %d problems:\n", name, len(bad.Errors))
+		fmt.Fprintf(stderr, "%s: rejected, nothing stored; %s:\n", name, plural(len(bad.Errors), "problem", "problems"))
 		for _, v := range bad.Errors {
 			fmt.Fprintf(stderr, "  minutes[%d] %s: %s (rule %s)\n", v.Index, v.Field, v.Message, v.Rule)
 		}
-		return exitFailed
+		return exitFailed, nil
 	case http.StatusUnauthorized:
 		fmt.Fprintf(stderr, "tally submit: %s: refused (401): %s\n", name, errorText(body))
 		fmt.Fprintf(stderr, "tally submit: give the server's operator token with --token-file, or seal the minutes (--seal, --seal-dir)\n")
-		return exitFailed
+		return exitFailed, nil
 	default:
 		fmt.Fprintf(stderr, "tally submit: %s: server answered %d: %s\n", name, code, errorText(body))
-		return exitFailed
+		return exitFailed, nil
 	}
+}
+
+// plural formats n with the singular or the plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // errorText extracts {"error": ...} from an answer, or returns it as is.

@@ -85,10 +85,7 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 	store, err := projections.Open(projDir, e)
 	if err != nil {
 		if locked(err) {
-			return fail("the projections under %s are locked by another process: stop tally serve first (verify must be the only process using --data DIR): %v", *dataDir, err)
-		}
-		if errors.Is(err, projections.ErrElectionMismatch) {
-			return fail("%v\n(the projections were built from another election file than %s)", err, *electionFile)
+			return fail("%v", lockedError(*dataDir, "verify", err))
 		}
 		return fail("%v", err)
 	}

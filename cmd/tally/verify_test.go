@@ -151,7 +151,7 @@ func TestVerify(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	e, _ := loadElection(election)
 	gt2, _ := e.StationIndex("LB-GT-02")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stallWindow) // one publish; only a server that stands still fails
 	defer cancel()
 	if _, err := js.Publish(ctx, events.Subject(e, gt2, "QH"), []byte(strings.Replace(v2, `"LB-GT-01","version":2`, `"LB-GT-02","version":2`, 1))); err != nil {
 		t.Fatal(err)
@@ -228,7 +228,7 @@ func TestVerifySealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := e.StationIndex("LB-BD-01")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stallWindow) // one publish; only a server that stands still fails
 	defer cancel()
 	ack, err := js.Publish(ctx, events.Subject(e, s, "QH"), events.AppendJSON(nil, &m))
 	if err != nil {
