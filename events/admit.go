@@ -67,15 +67,32 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 		a.Violations = append(a.Violations, tally.Violation{Field: "station", Rule: tally.RuleSubject,
 			Message: fmt.Sprintf("minutes for station %q published on subject %q, under province %q; the station is in %q", m.Station, subject, prov, Province(e, s))})
 	}
-	a.Violations = Check(e, m, problems, 0, &a.Resolved, a.Violations)
+	a.Violations, a.Sealed = AdmitDecoded(e, m, problems, 0, &a.Resolved, a.Violations)
+}
+
+// AdmitDecoded is the part of Admit that needs neither the station's
+// history nor a subject, for minutes already decoded (m, with the problems
+// its decoder flagged): the rules of CONTRACT §3 (Check) and then, for a
+// station with a seal, its signature (§7a). It appends every broken rule to
+// dst, each with Index index, fills r when the rules of §3 hold, and reports
+// whether the minutes name a sealed station.
+//
+// Admit calls it after the decode and the subject check. The HTTP gateway
+// calls it for each minutes of a request (decoded by DecodeJSON, which
+// answers a body that is not minutes before any rule): there is no subject
+// yet to check, the gateway builds it from the minutes it admits.
+func AdmitDecoded(e *tally.Election, m *tally.Minutes, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) (_ []tally.Violation, sealed bool) {
+	dst = Check(e, m, problems, index, r, dst)
 	// A sealed station's minutes must carry its signature, whoever
 	// published them.
 	if e.Sealed() {
 		if s, ok := e.StationIndex(m.Station); ok && e.Stations[s].Seal != "" {
-			a.Sealed = true
+			sealed = true
 			if v := VerifySeal(e, s, m); v != nil {
-				a.Violations = append(a.Violations, *v)
+				v.Index = index
+				dst = append(dst, *v)
 			}
 		}
 	}
+	return dst, sealed
 }

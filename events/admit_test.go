@@ -67,3 +67,48 @@ func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitDecoded: the gateway's admission (no subject yet) appends every
+// broken rule with the minutes' index, the seal's included, after what the
+// request's earlier minutes broke; it is Admit's own, less the subject.
+func TestAdmitDecoded(t *testing.T) {
+	k1, k2 := newStationKey(t, 1), newStationKey(t, 2)
+	e := sealedElection(t, k1, k2)
+	prior := []tally.Violation{{Index: 4, Field: "valid", Rule: tally.RuleValidInvalid}}
+	var r tally.Resolved
+	m := sample()
+	m.Status = tally.Partial
+	got, sealed := events.AdmitDecoded(e, &m, nil, 7, &r, prior)
+	if !sealed || len(got) != 2 || got[1].Index != 7 || got[1].Rule != tally.RuleSeal || got[1].Field != "signature" {
+		t.Fatalf("unsigned minutes of a sealed station: sealed %v, %+v", sealed, got)
+	}
+	m.Signature, _ = events.Sign(k1.seed, &m)
+	if got, sealed := events.AdmitDecoded(e, &m, nil, 7, &r, prior[:1:1]); !sealed || len(got) != 1 {
+		t.Fatalf("signed minutes: sealed %v, %+v", sealed, got)
+	}
+	m.Station = "NO-SUCH"
+	got, sealed = events.AdmitDecoded(e, &m, nil, 7, &r, nil)
+	if sealed || len(got) != 1 || got[0].Field != "station" || got[0].Index != 7 {
+		t.Fatalf("unknown station (named once, by the rules, not by the seal): sealed %v, %+v", sealed, got)
+	}
+
+	// Admit on the same bytes finds the same violations, the subject's
+	// aside.
+	broken := `{"election":"hn-2021","contest":"QH","station":"LB-NT-01","version":0,"status":"partial"}`
+	d, err := events.DecodeJSON([]byte(broken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := events.AdmitDecoded(e, &d[0].Minutes, d[0].Problems, 0, &r, nil)
+	var a events.Admission
+	events.Admit(e, events.Subject(e, st02, "QH"), []byte(broken), &a)
+	var folded []tally.Violation
+	for _, v := range a.Violations {
+		if v.Rule != tally.RuleSubject {
+			folded = append(folded, v)
+		}
+	}
+	if len(gw) < 3 || !slices.Equal(gw, folded) {
+		t.Fatalf("gateway %+v\nfold    %+v", gw, a.Violations)
+	}
+}

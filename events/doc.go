@@ -31,4 +31,15 @@
 // submissions with the same content encode to the same bytes. Its hash is
 // the content identity used for the Nats-Msg-Id and for duplicate and
 // conflict detection.
+//
+// # Admission
+//
+// One function decides whether minutes count, as far as that needs no
+// history: [Admit] decodes a message, checks that its payload names the
+// station and contest of its subject, then calls [AdmitDecoded], which
+// checks the rules of CONTRACT §3 and a sealed station's signature. The
+// live fold and the audit fold call Admit for every message of the stream;
+// the HTTP gateway calls AdmitDecoded for each minutes of a request (the
+// subject does not exist yet: the gateway builds it from admitted minutes).
+// What needs history (stale, duplicate, conflict) is the fold's.
 package events

@@ -113,21 +113,6 @@ func VerifySeal(e *tally.Election, stationIndex int, m *tally.Minutes) *tally.Vi
 	return bad("signature does not verify with the seal of station %q over the canonical form of these minutes (RFC 8785 of the minutes without signature: no null members; votes present, {} when empty, except in withdrawn minutes without votes; reason only when not empty)", st.ID)
 }
 
-// CheckSeal appends the seal violation of m, if any, to dst with its Index
-// set to index, in the manner of Check: the station is the one m names (an
-// unknown station is left to Check).
-func CheckSeal(e *tally.Election, m *tally.Minutes, index int, dst []tally.Violation) []tally.Violation {
-	s, ok := e.StationIndex(m.Station)
-	if !ok {
-		return dst
-	}
-	if v := VerifySeal(e, s, m); v != nil {
-		v.Index = index
-		dst = append(dst, *v)
-	}
-	return dst
-}
-
 // CheckSeals lists, as election file problems, the stations whose seal is
 // set but is not an nkey user public key. Call it at load, next to
 // tally.Parse: a bad seal would otherwise reject every minutes of its

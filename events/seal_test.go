@@ -381,25 +381,6 @@ func TestSignRejects(t *testing.T) {
 	}
 }
 
-func TestCheckSeal(t *testing.T) {
-	k1, k2 := newStationKey(t, 1), newStationKey(t, 2)
-	e := sealedElection(t, k1, k2)
-	prior := []tally.Violation{{Index: 4, Field: "valid", Rule: tally.RuleValidInvalid}}
-	m := sample()
-	got := events.CheckSeal(e, &m, 7, prior)
-	if len(got) != 2 || got[1].Index != 7 || got[1].Rule != tally.RuleSeal || got[1].Field != "signature" {
-		t.Fatalf("CheckSeal on unsigned minutes: %+v", got)
-	}
-	m.Signature, _ = events.Sign(k1.seed, &m)
-	if got := events.CheckSeal(e, &m, 7, prior[:1:1]); len(got) != 1 {
-		t.Fatalf("CheckSeal on signed minutes: %+v", got)
-	}
-	m.Station = "NO-SUCH"
-	if got := events.CheckSeal(e, &m, 7, nil); len(got) != 0 {
-		t.Fatalf("unknown station (Check names it): %+v", got)
-	}
-}
-
 // TestVerifySealConcurrent runs verifications of many stations at once
 // (the fold and the gateway share the cache); run it with -race.
 func TestVerifySealConcurrent(t *testing.T) {

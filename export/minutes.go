@@ -249,10 +249,11 @@ func (d *doc) output(w io.Writer) error {
 // WriteUnitMinutes writes the electoral-unit board's result-determination
 // minutes (biên bản xác định kết quả bầu cử ở đơn vị bầu cử, CONTRACT §8;
 // Art. 77) of unit in contest as an A4 PDF in Vietnamese: the unit, its
-// seats and candidates, the counts with turnout, every candidate's votes and
-// share of the valid ballots, the winners with their birth dates, the
-// proposal for an additional election or a re-election where the status
-// calls for one, and signature lines for the board's head, deputy head and
+// seats and candidates, its round when not the first (bầu thêm, bầu cử
+// lại), the counts with turnout, every candidate's votes and share of the
+// valid ballots, the winners with their birth dates, the proposal for an
+// additional election or a re-election where the status calls for one
+// (never a second of the unit's own round), and signature lines for the board's head, deputy head and
 // secretary. Every page says "chưa chính thức" until every station of the
 // unit is final; the footer states the applied_seq. Unknown ids are
 // reported (tally.ErrUnknownContest, tally.ErrUnknownUnit) before anything
@@ -274,6 +275,12 @@ func WriteUnitMinutes(w io.Writer, v *projections.View, contest, unit string, op
 	d.title(unitTitle, e.Contests[c].Name, e.Name)
 
 	d.para("", fmt.Sprintf("Đơn vị bầu cử: %s (mã %s).", r.Name, r.Unit))
+	switch r.Round {
+	case tally.Additional:
+		d.para("B", "Cuộc bầu cử ở đơn vị này là cuộc bầu thêm (Điều 79): bầu cho số đại biểu còn thiếu.")
+	case tally.ReVote:
+		d.para("B", "Cuộc bầu cử ở đơn vị này là cuộc bầu cử lại (Điều 80).")
+	}
 	d.para("", fmt.Sprintf("Số đại biểu được bầu: %d. Số người ứng cử: %d.", r.Seats, len(r.Candidates)))
 	d.para("", fmt.Sprintf("Khu vực bỏ phiếu: %s; đã báo cáo %s; đã có biên bản kiểm phiếu cuối cùng %s.",
 		fmtInt(int64(r.StationsExpected)), fmtInt(r.StationsReporting), fmtInt(r.StationsFinal)))
@@ -288,7 +295,7 @@ func WriteUnitMinutes(w io.Writer, v *projections.View, contest, unit string, op
 		t.drawRow([]string{strconv.Itoa(k + 1), cand.Name, fmtDate(cand.Born), fmtInt(cand.Votes), fmtPct(cand.Votes, r.Valid)}, "")
 	}
 
-	byID := make(map[string]projections.CandidateResult, len(r.Candidates))
+	byID := make(map[string]tally.CandidateResult, len(r.Candidates))
 	for _, cand := range r.Candidates {
 		byID[cand.ID] = cand
 	}
@@ -308,15 +315,29 @@ func WriteUnitMinutes(w io.Writer, v *projections.View, contest, unit string, op
 
 	d.section("4. Kết luận")
 	empty := r.Seats - len(r.Winners)
-	switch r.Status {
+	status := r.Status
+	// The round bounds the proposal: no second additional election (Art.
+	// 79(3)), and a re-election stands whatever the turnout (Art. 80(3)).
+	// The fold's status already follows these rules; the minutes never
+	// print a proposal the law forbids, whatever they are given.
+	if (r.Round == tally.Additional && status == tally.AdditionalElection) || (r.Round == tally.ReVote && status == tally.ReElection) {
+		status = tally.Decided
+	}
+	switch status {
 	case tally.Counting:
 		d.para("", fmt.Sprintf("Đang kiểm phiếu: còn %s khu vực bỏ phiếu chưa có biên bản kiểm phiếu cuối cùng. Kết quả trên là tạm tính.",
 			fmtInt(int64(r.StationsExpected)-r.StationsFinal)))
 	case tally.Decided:
-		if empty > 0 {
+		switch {
+		case empty > 0 && r.Round == tally.Additional:
+			d.para("", fmt.Sprintf("Đã xác định %d người trúng cử; %d ghế còn trống để trống: không bầu thêm lần thứ hai (Điều 79).", len(r.Winners), empty))
+		case empty > 0:
 			d.para("", fmt.Sprintf("Đã xác định %d người trúng cử; %d ghế còn trống (số người trúng cử đạt ít nhất hai phần ba số đại biểu được bầu, không bầu thêm).", len(r.Winners), empty))
-		} else {
+		default:
 			d.para("", fmt.Sprintf("Đã xác định đủ %d người trúng cử.", len(r.Winners)))
+		}
+		if r.Round == tally.ReVote && r.Voted*2 <= r.Registered {
+			d.para("", fmt.Sprintf("Số cử tri đã tham gia bỏ phiếu (%s) chưa quá một nửa tổng số cử tri trong danh sách, nhưng kết quả cuộc bầu cử lại vẫn có giá trị, không bầu cử lại lần nữa (Điều 80).", fmtPct(r.Voted, r.Registered)))
 		}
 	case tally.AdditionalElection:
 		d.para("B", fmt.Sprintf("Đề nghị bầu thêm (Điều 79): mới có %d người trúng cử, còn %d ghế chưa có người trúng cử.", len(r.Winners), empty))

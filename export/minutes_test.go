@@ -224,3 +224,40 @@ func TestMinutesProposals(t *testing.T) {
 		}
 	}
 }
+
+// TestMinutesFollowRound: the minutes of a unit not in its first round say
+// which round it is, and the proposal follows the round: the same counts
+// that call for a re-election and an additional election in a first round
+// (TestMinutesProposals) propose neither in a re-election and an
+// additional round (Art. 80(3), Art. 79(3)).
+func TestMinutesFollowRound(t *testing.T) {
+	raw := strings.Replace(proposalElection, `{"id": "U-LOW", "name": "Đơn vị bầu cử số 1", "seats": 2,`,
+		`{"id": "U-LOW", "name": "Đơn vị bầu cử số 1", "seats": 2, "round": "re_election",`, 1)
+	raw = strings.Replace(raw, `{"id": "U-SHORT", "name": "Đơn vị bầu cử số 2", "seats": 2,`,
+		`{"id": "U-SHORT", "name": "Đơn vị bầu cử số 2", "seats": 2, "round": "additional",`, 1)
+	if strings.Count(raw, `"round"`) != 2 {
+		t.Fatal("the fixture lost its rounds")
+	}
+	ts := startServerWith(t, []byte(raw), []byte(proposalMinutes))
+	ts.submit(0, len(ts.lines))
+	for _, tc := range []struct {
+		unit       string
+		want, none []string
+	}{
+		{"U-LOW", []string{"cuộc bầu cử lại (Điều 80)", "Đã xác định đủ 2 người trúng cử.", "(48,00%) chưa quá một nửa",
+			"kết quả cuộc bầu cử lại vẫn có giá trị"}, []string{"Đề nghị bầu cử lại", "Đề nghị bầu thêm", "bầu thêm"}},
+		{"U-SHORT", []string{"cuộc bầu thêm (Điều 79)", "Đã xác định 1 người trúng cử; 1 ghế còn trống để trống: không bầu thêm lần thứ hai (Điều 79)."},
+			[]string{"Đề nghị bầu thêm", "Đề nghị bầu cử lại", "bầu cử lại", "hai phần ba"}},
+	} {
+		if r := ts.unit("QH", tc.unit); r.Status != "decided" {
+			t.Fatalf("unit %s: status %q, want decided: the fold does not follow the round", tc.unit, r.Status)
+		}
+		text := strings.Join(pdfPages(t, ts.ok("/api/v1/contests/QH/units/"+tc.unit+"/minutes.pdf", "application/pdf")), " ")
+		requireText(t, "unit "+tc.unit, text, tc.want...)
+		for _, no := range tc.none {
+			if strings.Contains(text, no) {
+				t.Errorf("unit %s: the minutes say %q\ntext: %s", tc.unit, no, text)
+			}
+		}
+	}
+}

@@ -116,18 +116,9 @@ func (r *AreaResult) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// UnitsSummary counts the units of a contest whose listed stations all lie
-// in an area, by status, with their seats and winners (CONTRACT §4 v2).
-type UnitsSummary struct {
-	Total              int   `json:"total"`
-	Counting           int   `json:"counting"`
-	Decided            int   `json:"decided"`
-	Tie                int   `json:"tie"`
-	AdditionalElection int   `json:"additional_election"`
-	ReElection         int   `json:"re_election"`
-	Seats              int   `json:"seats"`
-	Winners            int64 `json:"winners"`
-}
+// UnitsSummary is tally.UnitsSummary: the result types live beside the
+// domain (tally/result.go), where exports read them.
+type UnitsSummary = tally.UnitsSummary
 
 // voteOrder is an area's candidate ids in byte order and, for each, its
 // position in the area's aggregate.
@@ -179,40 +170,13 @@ func (b byID) Swap(i, j int) {
 	b.pos[i], b.pos[j] = b.pos[j], b.pos[i]
 }
 
-// UnitResult is the result of an electoral unit (CONTRACT §4).
-type UnitResult struct {
-	Contest           string            `json:"contest"`
-	Unit              string            `json:"unit"`
-	Level             string            `json:"level"` // always "unit"
-	Name              string            `json:"name"`
-	StationsExpected  int               `json:"stations_expected"`
-	StationsReporting int64             `json:"stations_reporting"`
-	StationsFinal     int64             `json:"stations_final"`
-	Registered        int64             `json:"registered"`
-	Voted             int64             `json:"voted"`
-	Issued            int64             `json:"issued"`
-	Received          int64             `json:"received"`
-	Valid             int64             `json:"valid"`
-	Invalid           int64             `json:"invalid"`
-	Votes             map[string]int64  `json:"votes"`
-	Seats             int               `json:"seats"`
-	Candidates        []CandidateResult `json:"candidates"`
-	Winners           []string          `json:"winners"`
-	Status            tally.UnitStatus  `json:"status"`
-	Round             tally.Round       `json:"round"`
-	// Council is the area whose People's Council the unit elects (given or
-	// inferred); absent in a national contest.
-	Council    string `json:"council,omitempty"`
-	AppliedSeq uint64 `json:"applied_seq"`
-}
+// UnitResult is tally.UnitResult, the result of an electoral unit
+// (CONTRACT §4).
+type UnitResult = tally.UnitResult
 
-// CandidateResult is one candidate of a unit result, in rank order.
-type CandidateResult struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Born  string `json:"born"`
-	Votes int64  `json:"votes"`
-}
+// CandidateResult is tally.CandidateResult, one candidate of a unit
+// result.
+type CandidateResult = tally.CandidateResult
 
 // readAggregate reads an aggregate and the checkpoint from one snapshot.
 func (s *Store) readAggregate(key []byte, nvotes int) (aggregate, uint64, error) {

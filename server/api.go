@@ -208,17 +208,13 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// The admission the folds apply (events.Admit), less the subject
+	// check: the gateway builds each subject from the minutes it admits.
 	var viol []tally.Violation
 	var res tally.Resolved
-	sealed := s.e.Sealed()
 	ms := make([]tally.Minutes, len(decoded))
 	for i := range decoded {
-		viol = events.Check(s.e, &decoded[i].Minutes, decoded[i].Problems, i, &res, viol)
-		if sealed {
-			// CONTRACT §7: a sealed station's minutes must carry a
-			// signature that verifies with its seal.
-			viol = events.CheckSeal(s.e, &decoded[i].Minutes, i, viol)
-		}
+		viol, _ = events.AdmitDecoded(s.e, &decoded[i].Minutes, decoded[i].Problems, i, &res, viol)
 		ms[i] = decoded[i].Minutes
 	}
 	if len(viol) > 0 {
@@ -387,5 +383,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, map[string]string{"error": userMessage(msg)})
+}
+
+// goPrefixes are the package prefixes of tally's own error values
+// ("tally: unknown unit"): useful in logs, noise to an API client.
+var goPrefixes = []string{"tally: ", "projections: ", "events: ", "broker: ", "export: ", "server: "}
+
+// userMessage drops the Go package prefixes msg starts with.
+func userMessage(msg string) string {
+	for again := true; again; {
+		again = false
+		for _, p := range goPrefixes {
+			if rest, ok := strings.CutPrefix(msg, p); ok {
+				msg, again = rest, true
+			}
+		}
+	}
+	return msg
 }

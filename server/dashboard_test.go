@@ -134,6 +134,9 @@ func TestDashboard(t *testing.T) {
 		}
 		seenPartial = seenPartial || status == "partial"
 	}
+	// The contest's units summary, here made from its unit results, says
+	// what the API's summary of the province says.
+	dashCheckUnits(t, ctx, api, "QH", "HN")
 	dashWaitTrue(t, ctx, "timeline", fmt.Sprintf(`(e => e && e.dataset.reporting === '%d' && e.dataset.final === '%d')(document.querySelector('[data-testid=timeline]'))`, reporting, final))
 	// The unit mid-count: shares over final minutes only, as the API's
 	// final-only sums give them, and the rule said on the page.
@@ -205,6 +208,7 @@ func TestDashboard(t *testing.T) {
 	refusedStation := dashSubmitRefused(t, api, lines, conflictStation, fullStation)
 	dashGo(t, ctx, "#/QH/area/LB")
 	dashWaitText(t, ctx, `[data-testid=view-title]`, "Quận Long Biên")
+	dashCheckUnits(t, ctx, api, "QH", "LB")
 	// The page shows the API's warnings: among them, those made above
 	// (the example's own minutes add some W3: voters added on the day).
 	var report struct {

@@ -14,6 +14,54 @@ const (
 	Tie                UnitStatus = "tie"                 // equal votes and birth dates at the last seat: a person decides
 )
 
+// UnitsSummary counts the units of a contest whose listed stations all lie
+// in an area, by status, with their seats and winners (CONTRACT §4 v2).
+type UnitsSummary struct {
+	Total              int   `json:"total"`
+	Counting           int   `json:"counting"`
+	Decided            int   `json:"decided"`
+	Tie                int   `json:"tie"`
+	AdditionalElection int   `json:"additional_election"`
+	ReElection         int   `json:"re_election"`
+	Seats              int   `json:"seats"`
+	Winners            int64 `json:"winners"`
+}
+
+// UnitResult is the result of an electoral unit (CONTRACT §4).
+type UnitResult struct {
+	Contest           string            `json:"contest"`
+	Unit              string            `json:"unit"`
+	Level             string            `json:"level"` // always "unit"
+	Name              string            `json:"name"`
+	StationsExpected  int               `json:"stations_expected"`
+	StationsReporting int64             `json:"stations_reporting"`
+	StationsFinal     int64             `json:"stations_final"`
+	Registered        int64             `json:"registered"`
+	Voted             int64             `json:"voted"`
+	Issued            int64             `json:"issued"`
+	Received          int64             `json:"received"`
+	Valid             int64             `json:"valid"`
+	Invalid           int64             `json:"invalid"`
+	Votes             map[string]int64  `json:"votes"`
+	Seats             int               `json:"seats"`
+	Candidates        []CandidateResult `json:"candidates"`
+	Winners           []string          `json:"winners"`
+	Status            UnitStatus        `json:"status"`
+	Round             Round             `json:"round"`
+	// Council is the area whose People's Council the unit elects (given or
+	// inferred); absent in a national contest.
+	Council    string `json:"council,omitempty"`
+	AppliedSeq uint64 `json:"applied_seq"`
+}
+
+// CandidateResult is one candidate of a unit result, in rank order.
+type CandidateResult struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Born  string `json:"born"`
+	Votes int64  `json:"votes"`
+}
+
 // Decision is what the unit result rules make of a unit's totals.
 type Decision struct {
 	// Ranking holds candidate positions within the unit, ranked by votes

@@ -608,6 +608,52 @@
     return statusBadge(r.status, testid);
   }
 
+  // ROUND names a unit's round (CONTRACT §2 v2) when it is not the first.
+  const ROUND = { additional: 'Bầu thêm', re_election: 'Bầu cử lại' };
+
+  function roundBadge(r, u, testid) {
+    const round = (r && r.round) || u.round || 'first';
+    if (!ROUND[round]) return null;
+    return h('span', { class: 'badge round', 'data-testid': testid, 'data-round': round }, ROUND[round]);
+  }
+
+  // unitsText says an area result's units summary (CONTRACT §4 v2) in
+  // words: how many of the contest's units lying wholly in the area are
+  // decided, then every other status that has any, then seats filled (with
+  // the provisional winners of units still counting, as the API sums them).
+  function unitsText(s) {
+    if (!s.total) return 'Không có đơn vị bầu cử nào nằm trọn trong địa bàn này.';
+    const rest = [
+      [s.counting, 'đang kiểm phiếu'],
+      [s.tie, 'bằng phiếu'],
+      [s.additional_election, 'bầu thêm'],
+      [s.re_election, 'bầu cử lại'],
+    ].filter(([n]) => n > 0).map(([n, what]) => `${num(n)} ${what}`);
+    return `${num(s.decided)}/${num(s.total)} đơn vị đã xác định kết quả${rest.length ? ', ' + rest.join(', ') : ''}` +
+      ` · ${num(s.winners)}/${num(s.seats)} đại biểu trúng cử${s.counting ? ' hoặc dự kiến trúng cử' : ''}.`;
+  }
+
+  // unitsSummary: the area result's summary, or for the whole contest one
+  // made the same way from its unit results once all are in.
+  function unitsSummary(c, r, id) {
+    let s = r && r.units;
+    if (!id) {
+      const rs = c.units.map((u) => S.results.get(`${c.id}|u|${u.id}`));
+      if (rs.some((x) => !x)) return null;
+      s = { total: rs.length, counting: 0, decided: 0, tie: 0, additional_election: 0, re_election: 0, seats: 0, winners: 0 };
+      c.units.forEach((u, i) => {
+        s[rs[i].status] = (s[rs[i].status] || 0) + 1;
+        s.seats += u.seats;
+        s.winners += (rs[i].winners || []).length;
+      });
+    }
+    if (!s) return null;
+    return h('p', {
+      class: 'card units-summary', 'data-testid': 'units-summary', 'data-total': s.total, 'data-decided': s.decided,
+      'data-seats': s.seats, 'data-winners': s.winners,
+    }, unitsText(s));
+  }
+
   function unitCard(c, u) {
     const r = S.results.get(`${c.id}|u|${u.id}`);
     const exp = r ? r.stations_expected : 0;
@@ -619,7 +665,8 @@
     return link(`#/${c.id}/unit/${u.id}`, { class: 'card unit-card', 'data-testid': 'unit-card', 'data-unit': u.id, 'data-key': u.id },
       h('div', { class: 'unit-head' },
         h('span', { class: 'unit-name' }, u.name),
-        r ? unitBadge(r, u, 'unit-card-status') : h('span', { class: 'badge' }, 'Đang tải…')),
+        r ? unitBadge(r, u, 'unit-card-status') : h('span', { class: 'badge' }, 'Đang tải…'),
+        roundBadge(r, u, 'unit-card-round')),
       h('div', { class: 'unit-meta' }, `${u.seats} đại biểu · ${(u.candidates || []).length} ứng cử viên · ${exp} khu vực bỏ phiếu`),
       progressBar(r ? r.stations_final : 0, exp, 'final', 'Đã có biên bản chính thức'),
       h('div', { class: 'unit-meta' }, `Biên bản chính thức: ${r ? r.stations_final : 0}/${exp} · Đã báo cáo: ${r ? r.stations_reporting : 0}/${exp}`),
@@ -659,7 +706,7 @@
       h('p', { class: 'sub' }, area ? `${LEVEL[area.level] || area.level} · ${c.name}` : CONTEST_LEVEL[c.level] || ''),
       area ? docLink(`/api/v1/contests/${enc(c.id)}/areas/${enc(id)}/minutes.pdf`, 'Biên bản tổng kết (PDF)', 'area-pdf') : null,
       docLink(`/api/v1/export/results.csv?contest=${enc(c.id)}`, 'Kết quả cả cuộc bầu cử (CSV)', 'contest-csv'));
-    const blocks = [head, summaryCards(r, exp)];
+    const blocks = [head, summaryCards(r, exp), unitsSummary(c, r, id)];
     const rep = id ? S.reports.get(`${c.id}|${id}`) : null;
     const byStation = new Map(rep ? rep.stations.map((x) => [x.station, x]) : []);
     if (id && exp > MAX_REPORT_STATIONS) {
@@ -870,7 +917,7 @@
       h('h2', { 'data-testid': 'view-title' }, u.name),
       h('p', { class: 'sub' }, `${c.name} · ${u.seats} đại biểu được bầu · ${(u.candidates || []).length} người ứng cử`),
       docLink(`/api/v1/contests/${enc(c.id)}/units/${enc(uid)}/minutes.pdf`, 'Biên bản xác định kết quả (PDF)', 'unit-pdf'),
-      r ? h('div', { class: 'status-line' }, unitBadge(r, u, 'unit-status'),
+      r ? h('div', { class: 'status-line' }, unitBadge(r, u, 'unit-status'), roundBadge(r, u, 'unit-round'),
         h('span', { class: 'muted', 'data-testid': 'unit-note' }, note)) : h('p', { class: 'muted' }, 'Đang tải…'))];
     blocks.push(summaryCards(r, 0));
     if (r) {
