@@ -27,6 +27,13 @@ func ReadStream(ctx context.Context, stream jetstream.Stream, upTo uint64, fn fu
 	if info.State.Msgs == 0 {
 		return 0, 0, nil
 	}
+	// The stream info comes from the stream's leader. The ordered consumer
+	// is R1 and may be placed on a follower, which serves its own replica:
+	// one still catching up reports NumPending 0 before the leader's last
+	// message. So the read ends at the leader's last sequence (or upTo),
+	// never at the consumer's NumPending, and waits for a lagging replica,
+	// bounded by idleLimit without progress.
+	upTo = min(upTo, info.State.LastSeq)
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return 0, 0, fmt.Errorf("ordered consumer: %w", err)
@@ -60,7 +67,7 @@ func ReadStream(ctx context.Context, stream jetstream.Stream, upTo uint64, fn fu
 		fn(seq, jm.Subject(), jm.Data())
 		n++
 		last = seq
-		if seq >= upTo || md.NumPending == 0 {
+		if seq >= upTo {
 			return n, last, nil
 		}
 	}
