@@ -117,7 +117,7 @@ func TestFoldOutcomes(t *testing.T) {
 		{"higher version applies", jsonMsg(e, v2), audit.Applied, nil},
 		{"lower version later is stale", jsonMsg(e, v1other), audit.Stale, nil},
 		{"votes above valid", jsonMsg(e, tooMany), audit.Rejected, []string{"votes.Q1:votes_le_valid"}},
-		{"station not voting in the contest", msg{"tally.t-2021.minutes.GL.GL-A.GLA-1.HD", events.AppendJSON(nil, &stranger)}, audit.Rejected, []string{"station:not_voting"}},
+		{"station not voting in the contest", msg{"tally.t-2021.minutes.HN.GLA-1.HD", events.AppendJSON(nil, &stranger)}, audit.Rejected, []string{"station:not_voting"}},
 		{"published on another station's subject", msg{subjectOf(e, "BD-2", "QH"), events.AppendJSON(nil, &v2)}, audit.Rejected, []string{"station:subject"}},
 		{"not JSON", msg{subjectOf(e, "BD-2", "QH"), []byte(`{"election":`)}, audit.Rejected, []string{"payload:type"}},
 		{"corrupt binary", msg{subjectOf(e, "BD-2", "QH"), []byte{events.BinaryMagic, 1, 200}}, audit.Rejected, []string{"payload:type"}},
@@ -317,7 +317,7 @@ func TestCompare(t *testing.T) {
 	hd := minutes("HD", "GT-1", 1, tally.Final, counts(600, 500, 500, 0), map[string]int64{"H1": 450, "H2": 50})
 	unknown := minutes("QH", "XX-9", 1, tally.Partial, counts(1, 1, 1, 0), nil)
 	msgs := []msg{jsonMsg(e, v1), binMsg(e, v1), jsonMsg(e, v1b), jsonMsg(e, v2), jsonMsg(e, v1), jsonMsg(e, hd),
-		{"tally.t-2021.minutes.LB.BD.XX-9.QH", events.AppendJSON(nil, &unknown)}, {subjectOf(e, "GT-1", "QH"), []byte("nope")}}
+		{"tally.t-2021.minutes.HN.XX-9.QH", events.AppendJSON(nil, &unknown)}, {subjectOf(e, "GT-1", "QH"), []byte("nope")}}
 
 	store, f := foldBoth(t, e, e, msgs)
 	meta, _ := store.Meta()

@@ -78,6 +78,11 @@ type Roles struct {
 	// Aggregator manages the stream and its consumer and receives and
 	// acknowledges messages.
 	Aggregator string
+	// Partitions is the number of minutes streams (--partitions); 0 or 1:
+	// the one stream. Both roles get the same rights on every partition's
+	// stream, and the aggregator may look up the one stream too, to
+	// refuse a start with another number (EnsurePartitionStreams).
+	Partitions int
 }
 
 // Authorized is a NATS identity the operator admits to publish minutes
@@ -152,30 +157,37 @@ func ParseAuthorized(e *tally.Election, data []byte) ([]Authorized, error) {
 // identity but the aggregator's may call the JetStream API's
 // administration subjects.
 func Users(e *tally.Election, roles Roles, authorized ...Authorized) []*server.NkeyUser {
-	stream := events.StreamName(e.ID)
+	n := max(roles.Partitions, 1)
 	inbox := &server.SubjectPermission{Allow: []string{"_INBOX.>"}}
+	gw := []string{events.StreamSubjects(e.ID), "$JS.API.INFO"}
+	agg := []string{"$JS.API.INFO"}
+	if n > 1 {
+		agg = append(agg, "$JS.API.STREAM.INFO."+events.StreamName(e.ID))
+	}
+	for p := range n {
+		stream := events.PartitionStreamName(e.ID, p, n)
+		gw = append(gw,
+			"$JS.API.STREAM.INFO."+stream,
+			// To check, on a duplicate acknowledgement, that the
+			// stream holds what was sent (events.Publisher).
+			"$JS.API.STREAM.MSG.GET."+stream,
+		)
+		agg = append(agg,
+			"$JS.API.STREAM.*."+stream,
+			"$JS.API.STREAM.MSG.GET."+stream,    // when a message was stored (the dashboard's times)
+			"$JS.API.CONSUMER.*."+stream+".>",   // CREATE, INFO, DELETE
+			"$JS.API.CONSUMER.*.*."+stream+".>", // MSG.NEXT, DURABLE.CREATE
+			"$JS.ACK."+stream+".>",
+			"$JS.ACK.*.*."+stream+".>",
+		)
+	}
 	users := []*server.NkeyUser{
 		{Nkey: roles.Gateway, Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{
-				events.StreamSubjects(e.ID),
-				"$JS.API.INFO",
-				"$JS.API.STREAM.INFO." + stream,
-				// To check, on a duplicate acknowledgement, that the
-				// stream holds what was sent (events.Publisher).
-				"$JS.API.STREAM.MSG.GET." + stream,
-			}},
+			Publish:   &server.SubjectPermission{Allow: gw},
 			Subscribe: inbox,
 		}},
 		{Nkey: roles.Aggregator, Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{
-				"$JS.API.INFO",
-				"$JS.API.STREAM.*." + stream,
-				"$JS.API.STREAM.MSG.GET." + stream,      // when a message was stored (the dashboard's times)
-				"$JS.API.CONSUMER.*." + stream + ".>",   // CREATE, INFO, DELETE
-				"$JS.API.CONSUMER.*.*." + stream + ".>", // MSG.NEXT, DURABLE.CREATE
-				"$JS.ACK." + stream + ".>",
-				"$JS.ACK.*.*." + stream + ".>",
-			}},
+			Publish:   &server.SubjectPermission{Allow: agg},
 			Subscribe: inbox,
 		}},
 	}

@@ -207,7 +207,7 @@ func TestConfigSnippetNamesEveryStation(t *testing.T) {
 	a, b := newStation(t, "LB-NT-01"), newStation(t, "LB-NT-02")
 	e := sealedElection(t, a, b)
 	out := broker.ConfigSnippet(e, broker.Users(e, broker.Roles{Gateway: "UGW", Aggregator: "UAGG"}))
-	for _, want := range []string{"authorization {", a.pub, b.pub, `"tally.hn-2021.minutes.LB.LB-NT.LB-NT-01.*"`, `"_INBOX.LB-NT-02.>"`, "sync_interval: always"} {
+	for _, want := range []string{"authorization {", a.pub, b.pub, `"tally.hn-2021.minutes.HN.LB-NT-01.*"`, `"_INBOX.LB-NT-02.>"`, "sync_interval: always"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("config lacks %q:\n%s", want, out)
 		}

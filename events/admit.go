@@ -56,10 +56,16 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 	}
 	a.Decoded = true
 	// A station publishing straight to NATS may only speak for itself: the
-	// payload must name the station and contest of its subject.
-	if st, ct, ok := ParseSubject(e.ID, subject); !ok || st != m.Station || ct != m.Contest {
+	// payload must name the station and contest of its subject. The
+	// province token must be the station's own too, since it decides the
+	// partition the minutes are folded in (a v1 subject, still readable
+	// in a stream created before v2, has none).
+	if prov, st, ct, ok := SplitSubject(e.ID, subject); !ok || st != m.Station || ct != m.Contest {
 		a.Violations = append(a.Violations, tally.Violation{Field: "station", Rule: tally.RuleSubject,
 			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, subject)})
+	} else if s, known := e.StationIndex(st); known && prov != "" && prov != Province(e, s) {
+		a.Violations = append(a.Violations, tally.Violation{Field: "station", Rule: tally.RuleSubject,
+			Message: fmt.Sprintf("minutes for station %q published on subject %q, under province %q; the station is in %q", m.Station, subject, prov, Province(e, s))})
 	}
 	a.Violations, a.Sealed = AdmitDecoded(e, m, problems, 0, &a.Resolved, a.Violations)
 }

@@ -5,13 +5,20 @@
 //
 // # Subjects
 //
-// A station's minutes for a contest are published on
+// A station's minutes for a contest are published on (CONTRACT §7 v2)
 //
-//	tally.<election>.minutes.<district>.<ward>.<station>.<contest>
+//	tally.<election>.minutes.<province>.<station>.<contest>
 //
-// so that a NATS permission can allow one station to publish only on
-// tally.<election>.minutes.<district>.<ward>.<station>.> and a district can be
-// consumed on its own. The stream captures tally.<election>.minutes.>.
+// where <province> is the station's top-level area, so that a NATS
+// permission can allow one station to publish only on
+// tally.<election>.minutes.<province>.<station>.* and the minutes can be
+// split by province into partitions that share no aggregate. The stream
+// captures tally.<election>.minutes.>. A stream created before v2 may hold
+// subjects of the v1 form tally.<election>.minutes.<district>.<ward>.<station>.<contest>:
+// they stay readable, the station being the token before the contest.
+// The fold rejects, with rule subject, minutes whose payload does not name
+// the station and contest of their subject, or whose subject names a
+// province that is not the station's.
 //
 // # Payloads
 //

@@ -185,20 +185,30 @@ func TestSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	subj := events.Subject(e, 0, "QH")
-	if subj != "tally.hn-2021.minutes.LB.LB-NT.LB-NT-01.QH" {
+	if subj != "tally.hn-2021.minutes.HN.LB-NT-01.QH" {
 		t.Fatalf("subject %q", subj)
+	}
+	if p := events.Province(e, 0); p != "HN" {
+		t.Fatalf("province %q", p)
 	}
 	if !strings.HasPrefix(subj, strings.TrimSuffix(events.StreamSubjects("hn-2021"), ">")) {
 		t.Fatalf("subject %q outside the stream's %q", subj, events.StreamSubjects("hn-2021"))
 	}
-	if f := events.StationSubjects(e, 0); f != "tally.hn-2021.minutes.LB.LB-NT.LB-NT-01.*" {
+	if f := events.StationSubjects(e, 0); f != "tally.hn-2021.minutes.HN.LB-NT-01.*" {
 		t.Fatalf("station filter %q", f)
 	}
-	st, c, ok := events.ParseSubject("hn-2021", subj)
-	if !ok || st != "LB-NT-01" || c != "QH" {
-		t.Fatalf("ParseSubject: %q %q %v", st, c, ok)
+	prov, st, c, ok := events.SplitSubject("hn-2021", subj)
+	if !ok || prov != "HN" || st != "LB-NT-01" || c != "QH" {
+		t.Fatalf("SplitSubject: %q %q %q %v", prov, st, c, ok)
 	}
-	for _, bad := range []string{"tally.other.minutes.LB.LB-NT.LB-NT-01.QH", "tally.hn-2021.minutes.LB.LB-NT.QH", "tally.hn-2021.minutes.LB.LB-NT.S.QH.x", "tally.hn-2021.minutes.LB.LB-NT.S."} {
+	// A stream created before v2 holds subjects of the v1 form; they stay
+	// readable: the station is the token before the contest.
+	prov, st, c, ok = events.SplitSubject("hn-2021", "tally.hn-2021.minutes.LB.LB-NT.LB-NT-01.QH")
+	if !ok || prov != "" || st != "LB-NT-01" || c != "QH" {
+		t.Fatalf("SplitSubject of a v1 subject: %q %q %q %v", prov, st, c, ok)
+	}
+	for _, bad := range []string{"tally.other.minutes.HN.LB-NT-01.QH", "tally.hn-2021.minutes.HN.QH", "tally.hn-2021.minutes.QH",
+		"tally.hn-2021.minutes.LB.LB-NT.S.QH.x", "tally.hn-2021.minutes.HN.S.", "tally.hn-2021.minutes.HN..QH", "tally.hn-2021.minutes..S.QH"} {
 		if _, _, ok := events.ParseSubject("hn-2021", bad); ok {
 			t.Errorf("ParseSubject(%q) accepted", bad)
 		}

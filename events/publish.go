@@ -16,25 +16,39 @@ import (
 // every event: the caller must not report the submission as stored.
 var ErrNotStored = errors.New("events: not stored")
 
-// Publisher publishes validated minutes to the minutes stream.
-// It is safe for concurrent use.
+// Publisher publishes validated minutes to the minutes stream, or to the
+// stream of each minutes' partition. It is safe for concurrent use.
 type Publisher struct {
 	js jetstream.JetStream
 	e  *tally.Election
+	n  int // partitions
 
-	mu     sync.Mutex
-	stream jetstream.Stream // looked up at the first duplicate
+	mu      sync.Mutex
+	streams map[string]jetstream.Stream // looked up at the first duplicate
 }
 
-// NewPublisher returns a publisher for election e over js.
+// NewPublisher returns a publisher for election e over js, to its one
+// minutes stream.
 func NewPublisher(js jetstream.JetStream, e *tally.Election) *Publisher {
-	return &Publisher{js: js, e: e}
+	return NewPartitionedPublisher(js, e, 1)
+}
+
+// NewPartitionedPublisher returns a publisher for election e over js whose
+// minutes are split into n partitions (PartitionStreamConfigs): each
+// minutes goes to its province's partition stream.
+func NewPartitionedPublisher(js jetstream.JetStream, e *tally.Election, n int) *Publisher {
+	return &Publisher{js: js, e: e, n: max(n, 1), streams: map[string]jetstream.Stream{}}
 }
 
 // Published says where a submission landed.
 type Published struct {
-	Seq        uint64 // stream sequence of the last event
-	Duplicates int    // events the stream already held (same Nats-Msg-Id, same subject and payload)
+	// Seq is the stream sequence of the last event; with partitions, the
+	// sum of Positions, for display only (CONTRACT §6 v2).
+	Seq uint64
+	// Positions holds, with partitions, the stream sequence of the last
+	// event in each partition the submission touched; nil without.
+	Positions  map[int]uint64
+	Duplicates int // events the stream already held (same Nats-Msg-Id, same subject and payload)
 	// Claimed counts events whose Nats-Msg-Id the stream held for another
 	// message (a station publishing straight to NATS chose it): they were
 	// published again without one, so they are stored all the same.
@@ -52,9 +66,13 @@ const publishWindow = 512
 func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published, error) {
 	var out Published
 	futures := make([]jetstream.PubAckFuture, 0, min(len(ms), publishWindow))
+	parts := make([]int, 0, min(len(ms), publishWindow))
+	if p.n > 1 {
+		out.Positions = map[int]uint64{}
+	}
 	var buf []byte
 	for start := 0; start < len(ms); start += publishWindow {
-		futures = futures[:0]
+		futures, parts = futures[:0], parts[:0]
 		for i := start; i < min(start+publishWindow, len(ms)); i++ {
 			m := &ms[i]
 			s, ok := p.e.StationIndex(m.Station)
@@ -68,11 +86,12 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 				Data:    payload,
 				Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(m, payload)}},
 			}
-			f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(StreamName(p.e.ID)))
+			part := StationPartition(p.e, s, p.n)
+			f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(PartitionStreamName(p.e.ID, part, p.n)))
 			if err != nil {
 				return Published{}, fmt.Errorf("%w: publish minutes %d: %v", ErrNotStored, i, err)
 			}
-			futures = append(futures, f)
+			futures, parts = append(futures, f), append(parts, part)
 		}
 		for k, f := range futures {
 			select {
@@ -83,7 +102,7 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 					// minutes are stored: check what the stream holds.
 					var same bool
 					var err error
-					if seq, same, err = p.duplicate(ctx, f.Msg(), ack.Sequence); err != nil {
+					if seq, same, err = p.duplicate(ctx, f.Msg(), ack.Stream, ack.Sequence); err != nil {
 						return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, start+k, err)
 					}
 					if same {
@@ -92,13 +111,20 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 						out.Claimed++
 					}
 				}
-				out.Seq = max(out.Seq, seq)
+				if out.Positions != nil {
+					out.Positions[parts[k]] = max(out.Positions[parts[k]], seq)
+				} else {
+					out.Seq = max(out.Seq, seq)
+				}
 			case err := <-f.Err():
 				return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, start+k, err)
 			case <-ctx.Done():
 				return Published{}, fmt.Errorf("%w: minutes %d: no acknowledgement: %v", ErrNotStored, start+k, ctx.Err())
 			}
 		}
+	}
+	for _, seq := range out.Positions {
+		out.Seq += seq
 	}
 	return out, nil
 }
@@ -108,17 +134,17 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 // is true. Otherwise another publisher claimed msg's Nats-Msg-Id first,
 // and msg is published again without an id; the sequence returned is then
 // where it is stored.
-func (p *Publisher) duplicate(ctx context.Context, msg *nats.Msg, seq uint64) (uint64, bool, error) {
+func (p *Publisher) duplicate(ctx context.Context, msg *nats.Msg, stream string, seq uint64) (uint64, bool, error) {
 	p.mu.Lock()
-	st := p.stream
+	st := p.streams[stream]
 	p.mu.Unlock()
 	if st == nil {
 		var err error
-		if st, err = p.js.Stream(ctx, StreamName(p.e.ID)); err != nil {
-			return 0, false, fmt.Errorf("check a duplicate: look up the stream: %w", err)
+		if st, err = p.js.Stream(ctx, stream); err != nil {
+			return 0, false, fmt.Errorf("check a duplicate: look up stream %s: %w", stream, err)
 		}
 		p.mu.Lock()
-		p.stream = st
+		p.streams[stream] = st
 		p.mu.Unlock()
 	}
 	stored, err := st.GetMsg(ctx, seq)
@@ -128,7 +154,7 @@ func (p *Publisher) duplicate(ctx context.Context, msg *nats.Msg, seq uint64) (u
 	if stored.Subject == msg.Subject && bytes.Equal(stored.Data, msg.Data) {
 		return seq, true, nil
 	}
-	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: msg.Subject, Data: msg.Data}, jetstream.WithExpectStream(StreamName(p.e.ID)))
+	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: msg.Subject, Data: msg.Data}, jetstream.WithExpectStream(stream))
 	if err != nil {
 		return 0, false, fmt.Errorf("its message id %q was taken by message %d, and publishing it again failed: %w", msg.Header.Get(jetstream.MsgIDHeader), seq, err)
 	}

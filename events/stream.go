@@ -19,16 +19,15 @@ func SubjectPrefix(electionID string) string { return "tally." + electionID + ".
 func StreamSubjects(electionID string) string { return SubjectPrefix(electionID) + ">" }
 
 // Subject returns the subject station s (an index into e.Stations) publishes
-// its minutes for contest id on:
-// tally.<election>.minutes.<district>.<ward>.<station>.<contest>.
+// its minutes for contest id on (CONTRACT §7 v2):
+// tally.<election>.minutes.<province>.<station>.<contest>, where <province>
+// is the station's top-level area.
 func Subject(e *tally.Election, s int, contest string) string {
-	areas := e.StationAreas(s)
+	prov := Province(e, s)
 	var b strings.Builder
-	b.Grow(64)
+	b.Grow(len(SubjectPrefix(e.ID)) + len(prov) + len(e.Stations[s].ID) + len(contest) + 2)
 	b.WriteString(SubjectPrefix(e.ID))
-	b.WriteString(e.Areas[areas[parentLevel(areas)]].ID)
-	b.WriteByte('.')
-	b.WriteString(e.Areas[areas[0]].ID)
+	b.WriteString(prov)
 	b.WriteByte('.')
 	b.WriteString(e.Stations[s].ID)
 	b.WriteByte('.')
@@ -36,39 +35,65 @@ func Subject(e *tally.Election, s int, contest string) string {
 	return b.String()
 }
 
-// StationSubjects returns the subject filter covering everything station s
-// may publish (for NATS permissions).
-func StationSubjects(e *tally.Election, s int) string {
+// Province returns the id of station s's top-level area: the <province>
+// token of its subjects, and what partitions the minutes.
+func Province(e *tally.Election, s int) string {
 	areas := e.StationAreas(s)
-	return SubjectPrefix(e.ID) + e.Areas[areas[parentLevel(areas)]].ID + "." + e.Areas[areas[0]].ID + "." + e.Stations[s].ID + ".*"
+	return e.Areas[areas[len(areas)-1]].ID
 }
 
-// parentLevel is where in a station's areas (bottom first) the first token
-// of its subject is taken: the level above its own (its district in 2021,
-// its province in a two-tier file), or its own in a one-level file.
-func parentLevel(areas []int) int { return min(1, len(areas)-1) }
+// StationSubjects returns the subject filter covering everything station s
+// may publish (for NATS permissions):
+// tally.<election>.minutes.<province>.<station>.*.
+func StationSubjects(e *tally.Election, s int) string {
+	return SubjectPrefix(e.ID) + Province(e, s) + "." + e.Stations[s].ID + ".*"
+}
 
-// ParseSubject returns the station and contest tokens of a minutes subject.
-// It allocates nothing: the results alias subject.
+// ParseSubject returns the station and contest tokens of a minutes subject:
+// the last two tokens of tally.<election>.minutes.<province>.<station>.<contest>,
+// or of the v1 form tally.<election>.minutes.<district>.<ward>.<station>.<contest>,
+// which a stream created before v2 may still hold (its filter,
+// tally.<election>.minutes.>, captures both). It allocates nothing: the
+// results alias subject.
 func ParseSubject(electionID, subject string) (station, contest string, ok bool) {
+	_, station, contest, ok = SplitSubject(electionID, subject)
+	return station, contest, ok
+}
+
+// SplitSubject is [ParseSubject] with the province token too; province is
+// "" for a subject of the v1 form, whose first token was not the province.
+func SplitSubject(electionID, subject string) (province, station, contest string, ok bool) {
 	prefix := SubjectPrefix(electionID)
 	if !strings.HasPrefix(subject, prefix) {
-		return "", "", false
+		return "", "", "", false
 	}
 	rest := subject[len(prefix):]
-	// district.ward.station.contest
+	// v2: province.station.contest; v1: district.ward.station.contest.
 	var tok [4]string
-	for i := 0; i < 3; i++ {
+	n := 0
+	for {
 		j := strings.IndexByte(rest, '.')
 		if j < 0 {
-			return "", "", false
+			break
 		}
-		tok[i], rest = rest[:j], rest[j+1:]
+		if n == 3 {
+			return "", "", "", false
+		}
+		tok[n], rest = rest[:j], rest[j+1:]
+		n++
 	}
-	if strings.IndexByte(rest, '.') >= 0 || rest == "" {
-		return "", "", false
+	if n < 2 || rest == "" {
+		return "", "", "", false
 	}
-	return tok[2], rest, true
+	for _, t := range tok[:n] {
+		if t == "" {
+			return "", "", "", false
+		}
+	}
+	if n == 2 {
+		province = tok[0]
+	}
+	return province, tok[n-1], rest, true
 }
 
 // StreamName returns the name of election e's minutes stream.

@@ -93,4 +93,26 @@
 // deliver right after the checkpoint. It must only ever be its own:
 // deleting another node's would stop that node's fold. Every node's store
 // converges on the same bytes, since each folds the same stream in order.
+//
+// # Partitions
+//
+// With --partitions N > 1 (CONTRACT §6 v2) the minutes are in N streams, by
+// province (events.Partition: FNV-1a of the province id mod N). Partition p
+// is folded into a store of its own (its own Pebble directory), by an
+// Aggregator of its own with its own durable consumer, so each partition
+// has its own checkpoint, written in the same batch as that partition's
+// effects, and its own fsyncs on its own files. Partitions share no
+// aggregate, since every unit, council and area lies within one province
+// (events.CheckPartitionable refuses a file where one does not), so they
+// fold in parallel with no coordination; a unit's or an area's result is
+// read from the store of its province's partition.
+//
+// INVARIANT (per partition): a message of partition p's stream at or below
+// p's checkpoint has been applied to p's store, with durable effects; one
+// above it has had no effect on any store. Restarting each partition from
+// its own checkpoint applies every message exactly once
+// (TestPartitionsSurviveKill kills a process folding four partitions and
+// checks each store against the audit fold of its stream). The positions
+// of different partitions are not comparable: a client waits for its
+// submission's position in each partition it touched.
 package projections

@@ -194,7 +194,7 @@ func (h *specHarness) subject(line string) string {
 	if s, ok := h.e.StationIndex(m.Station); ok && tally.ValidID(m.Contest) {
 		return events.Subject(h.e, s, m.Contest)
 	}
-	return events.SubjectPrefix(h.e.ID) + "X.X.X.X"
+	return events.SubjectPrefix(h.e.ID) + "X.X.X"
 }
 
 // auditArea renders the audit fold's totals of an area as the API would.

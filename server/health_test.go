@@ -130,7 +130,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range lines[20:40] {
-		if _, err := js.Publish(context.Background(), events.SubjectPrefix(e.ID)+"x.y.z.QH", l); err != nil {
+		if _, err := js.Publish(context.Background(), events.SubjectPrefix(e.ID)+"x.z.QH", l); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -39,7 +39,7 @@ func TestServeNATSSideDoor(t *testing.T) {
 		raw, _ := os.ReadFile(filepath.Join("testdata", "minutes_valid.json"))
 		var ms []json.RawMessage
 		json.Unmarshal(raw, &ms)
-		ack, perr := js.Publish(ctx, "tally.lb-2021.minutes.LB.LB-BD.LB-BD-01.QH", ms[0])
+		ack, perr := js.Publish(ctx, "tally.lb-2021.minutes.HN.LB-BD-01.QH", ms[0])
 		_, rerr := nc.Request("$JS.API.STREAM.PURGE.TALLY_lb-2021", nil, 2*time.Second)
 		t.Fatalf("an anonymous NATS client was admitted: publish %+v %v; purge: %v", ack, perr, rerr)
 	}

@@ -43,6 +43,7 @@ func TestCLI(t *testing.T) {
 			{[]string{"results", "--unti", "X"}, 2, "Did you mean --unit?"},
 			{[]string{"submit", "--server", "127.0.0.1:8080"}, 2, "want a URL with a scheme"},
 			{[]string{"results", "--server", "localhost:8080", "--list"}, 2, "want a URL with a scheme"},
+			{[]string{"export", "--server", "127.0.0.1:8080", "--format", "csv", "--contest", "QH"}, 2, "want a URL with a scheme"},
 		} {
 			res := runTally(t, quick, nil, tc.args...)
 			if res.code != tc.code || !strings.Contains(res.stderr, tc.stderrHas) {

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -33,7 +32,10 @@ summary of an area (pdf with --contest and --area). Standard output when no
 	if fs.NArg() > 0 {
 		return usageError(fs, "unexpected arguments %q", fs.Args())
 	}
-	base := strings.TrimRight(*serverURL, "/")
+	base, ok := checkServerURL(fs, *serverURL)
+	if !ok {
+		return exitUsage
+	}
 	var path string
 	switch *format {
 	case "nist":

@@ -530,7 +530,7 @@ func TestServeNATSListenerDecision(t *testing.T) {
 		raw, _ := os.ReadFile(filepath.Join("testdata", "minutes_valid.json"))
 		var ms []json.RawMessage
 		json.Unmarshal(raw, &ms)
-		if _, err := js.Publish(ctx, "tally.lb-2021.minutes.LB.LB-BD.LB-BD-01.QH", ms[0]); err != nil {
+		if _, err := js.Publish(ctx, "tally.lb-2021.minutes.HN.LB-BD-01.QH", ms[0]); err != nil {
 			t.Fatalf("listed identity cannot publish minutes: %v", err)
 		}
 		if _, err := nc.Request("$JS.API.STREAM.PURGE.TALLY_lb-2021", nil, 300*time.Millisecond); err == nil {

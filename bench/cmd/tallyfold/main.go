@@ -5,11 +5,18 @@
 //
 //	tallyfold gen  --structure 2021|2021-councils|2026 --dir DIR [--seed N] [--scale S]
 //	tallyfold fold --dir DIR [--batch 10000] [--memory-limit 768]
+//	tallyfold partitions --dir DIR [--n 1,2,4] [--batch 10000]
 //
 // gen writes DIR/election.json and the whole election night, in the
 // gateway's binary encoding, to DIR/night.bin. fold runs in a fresh process,
 // so that its peak RSS holds only what serving needs: the election, the
 // fold state and Pebble, with the night streamed from disk.
+//
+// partitions splits the night by province (events.StationPartition: FNV-1a
+// of the province id mod N) and folds each partition into its own Pebble
+// store in its own goroutine, for each N of --n in one run, as --partitions
+// N would (CONTRACT §6 v2): the fold events/s for each N, and a check that
+// every unit and area result of the N stores equals that of the first N's.
 package main
 
 import (
@@ -35,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tallyfold gen|fold [flags]")
+		fmt.Fprintln(os.Stderr, "usage: tallyfold gen|fold|partitions [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -44,8 +51,10 @@ func main() {
 		err = gen(os.Args[2:])
 	case "fold":
 		err = fold(os.Args[2:])
+	case "partitions":
+		err = partitions(os.Args[2:])
 	default:
-		fmt.Fprintln(os.Stderr, "usage: tallyfold gen|fold [flags]")
+		fmt.Fprintln(os.Stderr, "usage: tallyfold gen|fold|partitions [flags]")
 		os.Exit(2)
 	}
 	if err != nil {
