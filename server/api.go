@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/internal/usermsg"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -383,22 +384,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": userMessage(msg)})
-}
-
-// goPrefixes are the package prefixes of tally's own error values
-// ("tally: unknown unit"): useful in logs, noise to an API client.
-var goPrefixes = []string{"tally: ", "projections: ", "events: ", "broker: ", "export: ", "server: "}
-
-// userMessage drops the Go package prefixes msg starts with.
-func userMessage(msg string) string {
-	for again := true; again; {
-		again = false
-		for _, p := range goPrefixes {
-			if rest, ok := strings.CutPrefix(msg, p); ok {
-				msg, again = rest, true
-			}
-		}
-	}
-	return msg
+	writeJSON(w, code, map[string]string{"error": usermsg.Message(msg)})
 }

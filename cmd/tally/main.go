@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/tallyvn/tally/internal/buildinfo"
+	"github.com/tallyvn/tally/internal/usermsg"
 )
 
 // Exit codes (CONTRACT §6).
@@ -105,22 +106,13 @@ Exit codes: 0 success, 1 rejected or failed operation, 2 bad usage.
 `)
 }
 
-// goPrefixes are the package names that Go errors start with ("events:
-// malformed minutes JSON"): they mean nothing to a user.
-var goPrefixes = strings.NewReplacer(
-	": events: ", ": ", ": projections: ", ": ", ": tally: ", ": ",
-	": server: ", ": ", ": broker: ", ": ", ": audit: ", ": ",
-	"=\"events: ", "=\"", "=\"projections: ", "=\"", "=\"tally: ", "=\"",
-	"=\"server: ", "=\"", "=\"broker: ", "=\"", "=\"audit: ", "=\"",
-)
-
 // userErrors writes what the commands print on stderr without the Go
 // package prefixes of wrapped errors (each write is one message or one log
 // line, so a prefix is never split between writes).
 type userErrors struct{ w io.Writer }
 
 func (u userErrors) Write(p []byte) (int, error) {
-	s := goPrefixes.Replace(string(p))
+	s := usermsg.Inner(string(p))
 	if _, err := io.WriteString(u.w, s); err != nil {
 		return 0, err
 	}
