@@ -678,54 +678,18 @@ func (s *Server) WaitApplied(ctx context.Context, seq uint64) error {
 	}
 }
 
-// runFold runs the aggregator until ctx is done. When it stops on an error
-// that a reconnection can cure (NATS gone, the consumer deleted, a JetStream
-// request timing out) it is started again with backoff, from the
-// checkpoint; an error of the store or of the stream's integrity ends it.
+// runFold follows the stream until ctx is done (projections.Follower:
+// restarted with backoff after an error a new consumer can cure, ended by
+// an error of the store or of the stream's integrity).
 func (s *Server) runFold(ctx context.Context) error {
-	const maxBackoff = 5 * time.Second
-	backoff := 100 * time.Millisecond
-	for {
-		runCtx, stopRun := context.WithCancel(ctx)
-		guard := newGapGuard(s.stream, stopRun)
-		agg := projections.NewAggregator(s.store, guard, projections.AggregatorConfig{
+	return projections.NewFollower(s.store, s.stream, projections.FollowerConfig{
+		Aggregator: projections.AggregatorConfig{
 			Durable:   s.durable,
 			BatchSize: s.cfg.BatchSize,
-			Logger:    s.cfg.Logger,
 			OnCommit:  s.committed,
-		})
-		started := time.Now()
-		err := agg.Run(runCtx)
-		stopRun()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if guard.tripped.Load() {
-			s.cfg.Logger.Warn("the fold's consumer skipped messages (lost in transit on a reconnection); restarting it from the checkpoint",
-				"expected_seq", guard.expected.Load(), "got_seq", guard.got.Load())
-			continue
-		}
-		if err == nil || fatalFoldErr(err) {
-			return err
-		}
-		if time.Since(started) > time.Minute {
-			backoff = 100 * time.Millisecond // it ran well for a while
-		}
-		s.cfg.Logger.Warn("fold stopped; restarting it from the checkpoint", "err", err, "in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-// fatalFoldErr reports whether the fold must not be restarted after err: the
-// store can no longer be trusted, or the stream lost minutes.
-func fatalFoldErr(err error) bool {
-	return errors.Is(err, projections.ErrBroken) || errors.Is(err, projections.ErrStreamBehind) ||
-		errors.Is(err, projections.ErrStreamGap) || errors.Is(err, projections.ErrCorrupt)
+		},
+		Logger: s.cfg.Logger,
+	}).Run(ctx)
 }
 
 // drainFold waits, at most until ctx is done, for the fold to apply every
