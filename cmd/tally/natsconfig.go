@@ -23,6 +23,7 @@ DIR/aggregator.seed, created (mode 0600) if missing; run the server with
 'tally serve --nats URL --nats-seed-dir DIR'.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file with the stations' seals; required")
 	seedDir := fs.String("seed-dir", "", "directory of tally's own NATS keys; required")
+	partitions := fs.Int("partitions", 1, "`N` minutes streams, as 'tally serve --partitions N' will use: tally's identities get their rights on each")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -31,6 +32,9 @@ DIR/aggregator.seed, created (mode 0600) if missing; run the server with
 	}
 	if fs.NArg() > 0 {
 		return usageError(fs, "unexpected arguments %q", fs.Args())
+	}
+	if *partitions < 1 || *partitions > maxPartitions {
+		return usageError(fs, "--partitions %d: want 1 to %d", *partitions, maxPartitions)
 	}
 	e, err := loadElection(*electionFile)
 	if err != nil {
@@ -46,7 +50,7 @@ DIR/aggregator.seed, created (mode 0600) if missing; run the server with
 		fmt.Fprintf(stderr, "tally nats-config: %v\n", err)
 		return exitFailed
 	}
-	fmt.Fprint(stdout, broker.ConfigSnippet(e, broker.Users(e, broker.Roles{Gateway: roles.gateway.Public, Aggregator: roles.aggregator.Public})))
+	fmt.Fprint(stdout, broker.ConfigSnippet(e, broker.Users(e, broker.Roles{Gateway: roles.gateway.Public, Aggregator: roles.aggregator.Public, Partitions: *partitions})))
 	return exitOK
 }
 
