@@ -570,6 +570,14 @@ func (s *twoTier) readStream() *audit.Fold {
 	return oracle
 }
 
+// votesString shows a votes object, or that it is absent.
+func votesString(v map[string]int64) string {
+	if v == nil {
+		return "absent"
+	}
+	return fmt.Sprint(v)
+}
+
 // Decoded answers, with the fields of CONTRACT §4 v2 this test checks.
 type v2Units struct {
 	Total              int64 `json:"total"`
@@ -628,7 +636,7 @@ func (s *twoTier) checkResults(got map[string][]byte, oracle *audit.Fold) {
 			bad("%s: stations %d/%d/%d, counts %+v; audit %d/%d/%d, %+v", path, r.StationsExpected, r.StationsReporting, r.StationsFinal, c, w.Expected, w.Reporting, w.Final, w.Counts)
 		}
 		if (r.Votes == nil) != (w.Votes == nil) || (w.Votes != nil && fmt.Sprint(r.Votes) != fmt.Sprint(w.Votes)) {
-			bad("%s: votes %v; audit %v", path, r.Votes, w.Votes)
+			bad("%s: votes %s; audit %s", path, votesString(r.Votes), votesString(w.Votes))
 		}
 		if r.AppliedSeq != s.ref.streamSeq {
 			bad("%s: applied_seq %d, stream %d", path, r.AppliedSeq, s.ref.streamSeq)
@@ -699,7 +707,7 @@ func (s *twoTier) checkResults(got map[string][]byte, oracle *audit.Fold) {
 		r, _ := decode("/api/v1/contests/" + contest + "/units/" + id)
 		return r
 	}
-	if r := unit("QH", outsideUnit); r.StationsExpected != r.StationsFinal+outsideStations || r.Status != "counting" || len(r.Winners) == 0 {
+	if r := unit("QH", outsideUnit); r.StationsFinal != int64(len(s.e.Stations)) || r.StationsExpected != r.StationsFinal+outsideStations || r.Status != "counting" || len(r.Winners) == 0 {
 		bad("%s with stations_outside %d: expected %d, final %d, status %s, winners %v; want final + %d expected, counting with provisional winners",
 			outsideUnit, outsideStations, r.StationsExpected, r.StationsFinal, r.Status, r.Winners, outsideStations)
 	}
