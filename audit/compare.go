@@ -113,8 +113,8 @@ func Verify(ctx context.Context, e *tally.Election, stream jetstream.Stream, sto
 	// stream, or a read that ended early, fails here rather than passing
 	// as a smaller election.
 	if n != upTo {
-		return nil, fmt.Errorf("short read of stream %s: read %d messages (the last at seq %d) where the projections' checkpoint and the stream (first seq %d, last seq %d, %d messages, %d deleted) want %d, seqs 1 through %d",
-			rep.Stream, n, last, info.State.FirstSeq, info.State.LastSeq, info.State.Msgs, info.State.NumDeleted, upTo, upTo)
+		return nil, fmt.Errorf("short read of stream %s: read %d messages (the last at seq %d), want %d: seqs 1 through %d, which the projections folded; the stream holds %d messages, first seq %d, last seq %d, %d deleted",
+			rep.Stream, n, last, upTo, upTo, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq, info.State.NumDeleted)
 	}
 	rep.EventsRead = n
 	var diffs []Difference
