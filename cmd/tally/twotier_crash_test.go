@@ -481,7 +481,7 @@ func TestTwoTierCrashSafety(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Errorf("fresh tally serve exited %d", code)
 	}
-	t.Logf("%d minutes submitted, %d requests deduplicated at the gateway; stream %d messages: %d applied, %d stale, %d rejected; %d answers compared byte for byte",
+	t.Logf("%d minutes submitted, %d of them deduplicated at the gateway; stream %d messages: %d applied, %d stale, %d rejected; %d answers compared byte for byte",
 		len(all)+len(rounds), s.ref.dedupedAtGateway, s.ref.streamSeq, s.ref.applied, s.ref.stale, s.ref.rejected, len(got))
 	for _, l := range s.log {
 		t.Log(l)
