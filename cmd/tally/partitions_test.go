@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,18 +160,80 @@ func TestPartitionsEndToEnd(t *testing.T) {
 	root := t.TempDir()
 	dirN, dir1 := filepath.Join(root, "n"), filepath.Join(root, "one")
 
-	// --partitions 4: a third, SIGKILL, a third, SIGTERM, the rest.
+	// --partitions 4: a third from 4 clients at once, SIGKILLed halfway
+	// (requests in flight, the folds behind), the requests not answered
+	// resent after a restart (deduplicated by content where stored); a
+	// third; SIGTERM; the rest. Results depend only on each station's
+	// highest version, so the order of arrival does not change them.
 	srv := startServe(t, fx.electionFile, dirN, "--partitions", strconv.Itoa(n), "--batch", "7")
 	third := len(fx.bodies) / 3
-	answers := submitAll(t, client, srv.url, fx.bodies[:third])
+	answers := make([]partitionedAnswer, len(fx.bodies))
+	answered := make([]bool, len(fx.bodies))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	killed := make(chan struct{})
+	var killOnce sync.Once
+	var atKill partitionedStatus
+	next := 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= third {
+					return
+				}
+				code, _, resp, err := postMinutes(client, srv.url, fx.bodies[i])
+				if err != nil || code != http.StatusAccepted {
+					continue // killed: sent again below
+				}
+				var a partitionedAnswer
+				if err := json.Unmarshal(resp, &a); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				answers[i], answered[i] = a, true
+				done := 0
+				for _, ok := range answered {
+					if ok {
+						done++
+					}
+				}
+				mu.Unlock()
+				if done >= third/2 {
+					killOnce.Do(func() {
+						getJSON(client, srv.url+"/api/v1/status", &atKill)
+						srv.cmd.Process.Kill()
+						close(killed)
+					})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-killed
 	srv.kill()
+	resent := 0
+	t.Logf("SIGKILL with applied %v of stream %v", atKill.AppliedPositions, atKill.StreamPositions)
 	srv = startServe(t, fx.electionFile, dirN, "--partitions", strconv.Itoa(n))
-	answers = append(answers, submitAll(t, client, srv.url, fx.bodies[third:2*third])...)
+	for i := range third {
+		if !answered[i] {
+			answers[i] = submitAll(t, client, srv.url, fx.bodies[i:i+1])[0]
+			resent++
+		}
+	}
+	t.Logf("%d requests of %d sent again after the kill", resent, third)
+	copy(answers[third:], submitAll(t, client, srv.url, fx.bodies[third:2*third]))
 	if code := srv.stop(t); code != 0 {
 		t.Fatalf("tally serve exited %d:\n%s", code, srv.stderr.String())
 	}
 	srv = startServe(t, fx.electionFile, dirN, "--partitions", strconv.Itoa(n))
-	answers = append(answers, submitAll(t, client, srv.url, fx.bodies[2*third:])...)
+	copy(answers[2*third:], submitAll(t, client, srv.url, fx.bodies[2*third:]))
 
 	// Positions: the partitions each request touched (one that was all
 	// duplicates still names them, with its first copy's position), seq
