@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,15 +138,31 @@ func foldPartitions(e *tally.Election, night []event, n, batch int, dir string) 
 	if err != nil {
 		return nil, 0, err
 	}
+	// The Go heap each store takes once open (its fold state, sized by
+	// its part's stations, and Pebble's Go-side caches), measured after a
+	// collection: the N stores together should take about what one takes.
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
 	stores := make([]*projections.Store, n)
+	var total, largest uint64
 	for p := range stores {
+		before := heap()
 		st, err := projections.Open(filepath.Join(dir, "p"+strconv.Itoa(p)), elections[p])
 		if err != nil {
 			closeAll(stores)
 			return nil, 0, err
 		}
 		stores[p] = st
+		if after := heap(); after > before {
+			total += after - before
+			largest = max(largest, after-before)
+		}
 	}
+	fmt.Printf("N=%d: opened stores take %.1f MiB of Go heap (the largest partition's %.1f MiB)\n", n, float64(total)/(1<<20), float64(largest)/(1<<20))
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	start := time.Now()
