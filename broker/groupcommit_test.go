@@ -95,26 +95,39 @@ func TestGroupCommitStoresEveryMinutesWhereItSays(t *testing.T) {
 	}
 	t.Logf("%d minutes stored in %d batches or single publishes", total, len(batches))
 
-	// A call holding a stored minutes and a new one: its batch is refused
-	// (the stream holds one of its message ids), so it is published one by
-	// one: one duplicate, one stored.
-	old := tally.Minutes{Election: e.ID, Contest: "QH", Station: e.Stations[0].ID, Version: 1, Status: tally.Partial}
-	fresh := old
-	fresh.Version = versions + 1
-	got, err := pub.Publish(ctx, []tally.Minutes{old, fresh})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Duplicates != 1 || got.Claimed != 0 {
-		t.Fatalf("published %+v, want 1 duplicate", got)
-	}
-	p := events.StationPartition(e, 0, 4)
-	stored, err := streams[p].GetMsg(ctx, got.Positions[p])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(stored.Data, events.AppendBinary(nil, &fresh)) {
-		t.Fatalf("position %d holds %q, not the new minutes", got.Positions[p], stored.Data)
+	// A call holding a stored minutes and new ones, few (published one by
+	// one) or many (an atomic batch, which the stream refuses since it
+	// holds one of its message ids, so they go one by one): one
+	// duplicate, the others stored.
+	next := int64(versions + 1)
+	for _, fresh := range []int{1, events.MinAtomicBatch + 1} {
+		old := tally.Minutes{Election: e.ID, Contest: "QH", Station: e.Stations[0].ID, Version: 1, Status: tally.Partial}
+		ms := []tally.Minutes{old}
+		for range fresh {
+			m := old
+			m.Version = next
+			next++
+			ms = append(ms, m)
+		}
+		p := events.StationPartition(e, 0, 4)
+		before, err := streams[p].Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pub.Publish(ctx, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Duplicates != 1 || got.Claimed != 0 || got.Positions[p] != before.State.LastSeq+uint64(fresh) {
+			t.Fatalf("%d new minutes: published %+v, want 1 duplicate and position %d", fresh, got, before.State.LastSeq+uint64(fresh))
+		}
+		stored, err := streams[p].GetMsg(ctx, got.Positions[p])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(stored.Data, events.AppendBinary(nil, &ms[fresh])) {
+			t.Fatalf("position %d holds %q, not the last new minutes", got.Positions[p], stored.Data)
+		}
 	}
 }
 
@@ -122,7 +135,7 @@ func TestGroupCommitStoresEveryMinutesWhereItSays(t *testing.T) {
 // AllowAtomicPublish) refuses batches; the publisher then stores the
 // minutes one by one, all of them.
 func TestGroupCommitOnAnOldStream(t *testing.T) {
-	e := provincesElection(t, 3)
+	e := provincesElection(t, 12)
 	js := jsOf(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -151,7 +164,7 @@ func TestGroupCommitOnAnOldStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Seq != 3 || info.State.Msgs != 3 || got.Duplicates != 0 {
-		t.Fatalf("published %+v; the stream holds %d minutes, want 3 at seq 3", got, info.State.Msgs)
+	if got.Seq != 12 || info.State.Msgs != 12 || got.Duplicates != 0 {
+		t.Fatalf("published %+v; the stream holds %d minutes, want 12 at seq 12", got, info.State.Msgs)
 	}
 }

@@ -28,8 +28,8 @@ import (
 // A GroupCommit gathers the messages that concurrent callers send to one
 // stream while that stream's previous batch is being stored, and stores
 // them as the next batch: under load a batch holds whatever arrived during
-// one commit, with no artificial delay; a message that arrives alone is
-// published on its own (one fsync, not four).
+// one commit, with no artificial delay. Fewer than MinAtomicBatch messages
+// are published one by one (one fsync each), all in flight together.
 
 // ErrBatchRefused is returned (wrapped) by [GroupCommit.Store] when the
 // stream refused the batch as a whole without storing any of it, e.g.
@@ -46,6 +46,11 @@ const MaxGroupCommit = 1000
 // batches, one stream at a time. Create it with [NewGroupCommit], run
 // [GroupCommit.Run], and call [GroupCommit.Store] from any goroutine.
 type GroupCommit struct {
+	// OnCommit, when set before Run, is called after each commit with
+	// the number of messages it stored together and whether as one atomic
+	// batch (for metrics).
+	OnCommit func(n int, atomic bool)
+
 	nc      *nats.Conn
 	max     int
 	timeout time.Duration
@@ -58,7 +63,7 @@ type commitReq struct {
 	ctx    context.Context
 	stream string
 	msgs   []*nats.Msg
-	seqs   []uint64
+	acks   []jetstream.PubAck
 	err    error
 	done   chan struct{}
 }
@@ -106,12 +111,14 @@ func (g *GroupCommit) Run(ctx context.Context) error {
 	}
 }
 
-// Store stores msgs, every one bound for stream, and returns the stream
-// sequence of each. They are stored together in one atomic batch, with
-// other callers' messages, in their order. On an error wrapping
-// ErrBatchRefused none of them is stored; on another error they may or
-// may not be.
-func (g *GroupCommit) Store(ctx context.Context, stream string, msgs []*nats.Msg) ([]uint64, error) {
+// Store stores msgs, every one bound for stream, and returns the stream's
+// acknowledgement of each, in one atomic batch with other callers'
+// messages, or one by one when few are waiting. An acknowledgement may
+// say Duplicate: the stream holds a message with that Nats-Msg-Id at
+// Sequence, which may or may not be this one (the caller checks). On an
+// error wrapping ErrBatchRefused none of msgs is stored; on another error
+// they may or may not be.
+func (g *GroupCommit) Store(ctx context.Context, stream string, msgs []*nats.Msg) ([]jetstream.PubAck, error) {
 	if len(msgs) > g.max {
 		return nil, fmt.Errorf("%w: %d messages, more than a batch holds (%d)", ErrBatchRefused, len(msgs), g.max)
 	}
@@ -125,7 +132,7 @@ func (g *GroupCommit) Store(ctx context.Context, stream string, msgs []*nats.Msg
 	}
 	select {
 	case <-r.done:
-		return r.seqs, r.err
+		return r.acks, r.err
 	case <-ctx.Done():
 		// The batch may still be stored; its answer is dropped.
 		return nil, ctx.Err()
@@ -182,10 +189,16 @@ type batchAck struct {
 	} `json:"error"`
 }
 
+// MinAtomicBatch is the fewest messages a GroupCommit stores as an atomic
+// batch. On one server an atomic batch is staged in files of its own,
+// which costs about four fsyncs; fewer messages are cheaper one by one.
+const MinAtomicBatch = 8
+
 // commit stores the n messages of batch's requests and answers each one.
+// It returns once they are stored (or refused): requests arriving
+// meanwhile wait for the next batch, which is what gathers them.
 func (g *GroupCommit) commit(batch []*commitReq, n int) {
-	// Requests whose caller gave up are still stored when they are mixed
-	// with others: their answer is dropped. A batch of only those is not.
+	// Requests whose caller gave up are dropped before they are sent.
 	live := batch[:0]
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
@@ -202,40 +215,76 @@ func (g *GroupCommit) commit(batch []*commitReq, n int) {
 	batch = live
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
-	first, err := g.store(ctx, batch, n)
-	for _, r := range batch {
-		if err == nil {
-			r.seqs = make([]uint64, len(r.msgs))
-			for i := range r.seqs {
-				r.seqs[i] = first
-				first++
+	if g.OnCommit != nil {
+		defer g.OnCommit(n, n >= MinAtomicBatch)
+	}
+	if n < MinAtomicBatch {
+		g.storeEach(ctx, batch)
+	} else {
+		first, err := g.storeAtomic(ctx, batch, n)
+		for _, r := range batch {
+			r.err = err
+			if err == nil {
+				r.acks = make([]jetstream.PubAck, len(r.msgs))
+				for i := range r.acks {
+					r.acks[i] = jetstream.PubAck{Stream: r.stream, Sequence: first}
+					first++
+				}
 			}
 		}
-		r.err = err
+	}
+	for _, r := range batch {
 		close(r.done)
 	}
 }
 
-// store publishes the n messages of batch as one atomic batch (or alone,
-// when n is 1) and returns the stream sequence of the first.
-func (g *GroupCommit) store(ctx context.Context, batch []*commitReq, n int) (uint64, error) {
-	if n == 1 {
-		m := batch[0].msgs[0]
-		reply, err := g.nc.RequestMsgWithContext(ctx, m)
-		if err != nil {
-			return 0, fmt.Errorf("%w: publish: %v", ErrNotStored, err)
-		}
-		ack, err := parseAck(reply.Data)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrNotStored, err)
-		}
-		if ack.Dup {
-			// Whether the stream holds this message or another with its id
-			// is the caller's question (Publisher.duplicate).
-			return 0, fmt.Errorf("%w: message id %q already in the stream", ErrBatchRefused, m.Header.Get(jetstream.MsgIDHeader))
-		}
-		return ack.Seq, nil
+// storeEach publishes the messages of batch one by one, all in flight
+// together, and sets each request's answer.
+func (g *GroupCommit) storeEach(ctx context.Context, batch []*commitReq) {
+	type sent struct {
+		r    *commitReq
+		i    int
+		resp *nats.Msg
+		err  error
 	}
+	replies := make(chan sent, MinAtomicBatch)
+	k := 0
+	for _, r := range batch {
+		r.acks = make([]jetstream.PubAck, len(r.msgs))
+		for i, m := range r.msgs {
+			k++
+			go func() {
+				resp, err := g.nc.RequestMsgWithContext(ctx, m)
+				replies <- sent{r, i, resp, err}
+			}()
+		}
+	}
+	for range k {
+		x := <-replies
+		if x.r.err != nil {
+			continue
+		}
+		if x.err != nil {
+			x.r.err = fmt.Errorf("%w: publish: %v", ErrNotStored, x.err)
+			continue
+		}
+		ack, err := parseAck(x.resp.Data)
+		if err != nil {
+			x.r.err = fmt.Errorf("%w: %v", ErrNotStored, err)
+			continue
+		}
+		x.r.acks[x.i] = jetstream.PubAck{Stream: ack.Stream, Sequence: ack.Seq, Duplicate: ack.Dup}
+	}
+	for _, r := range batch {
+		if r.err != nil {
+			r.acks = nil
+		}
+	}
+}
+
+// storeAtomic publishes the n messages of batch as one atomic batch and
+// returns the stream sequence of the first.
+func (g *GroupCommit) storeAtomic(ctx context.Context, batch []*commitReq, n int) (uint64, error) {
 	id := nuid.Next()
 	k := 0
 	var reply *nats.Msg

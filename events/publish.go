@@ -131,7 +131,7 @@ func (p *Publisher) publishGrouped(ctx context.Context, msgs []*nats.Msg, parts 
 	type result struct {
 		part int
 		idx  []int
-		seqs []uint64
+		acks []jetstream.PubAck
 		err  error
 	}
 	results := make(chan result, len(byPart))
@@ -141,8 +141,8 @@ func (p *Publisher) publishGrouped(ctx context.Context, msgs []*nats.Msg, parts 
 			for k, i := range idx {
 				batch[k] = msgs[i]
 			}
-			seqs, err := p.gc.Store(ctx, PartitionStreamName(p.e.ID, part, p.n), batch)
-			results <- result{part, idx, seqs, err}
+			acks, err := p.gc.Store(ctx, PartitionStreamName(p.e.ID, part, p.n), batch)
+			results <- result{part, idx, acks, err}
 		}()
 	}
 	var first error
@@ -150,8 +150,10 @@ func (p *Publisher) publishGrouped(ctx context.Context, msgs []*nats.Msg, parts 
 		r := <-results
 		switch {
 		case r.err == nil:
-			for _, seq := range r.seqs {
-				out.stored(r.part, seq)
+			for k, ack := range r.acks {
+				if err := p.acknowledged(ctx, msgs[r.idx[k]], ack, r.part, out); err != nil && first == nil {
+					first = fmt.Errorf("%w: minutes %d: %v", ErrNotStored, r.idx[k], err)
+				}
 			}
 		case errors.Is(r.err, ErrBatchRefused):
 			sub := make([]*nats.Msg, len(r.idx))
@@ -195,22 +197,9 @@ func (p *Publisher) publishAsync(ctx context.Context, msgs []*nats.Msg, parts []
 			i := start + k
 			select {
 			case ack := <-f.Ok():
-				seq := ack.Sequence
-				if ack.Duplicate {
-					// A duplicate ack says the id is taken, not that these
-					// minutes are stored: check what the stream holds.
-					var same bool
-					var err error
-					if seq, same, err = p.duplicate(ctx, f.Msg(), ack.Stream, ack.Sequence); err != nil {
-						return fmt.Errorf("%w: minutes %d: %v", ErrNotStored, num(i), err)
-					}
-					if same {
-						out.Duplicates++
-					} else {
-						out.Claimed++
-					}
+				if err := p.acknowledged(ctx, f.Msg(), *ack, parts[i], out); err != nil {
+					return fmt.Errorf("%w: minutes %d: %v", ErrNotStored, num(i), err)
 				}
-				out.stored(parts[i], seq)
 			case err := <-f.Err():
 				return fmt.Errorf("%w: minutes %d: %v", ErrNotStored, num(i), err)
 			case <-ctx.Done():
@@ -218,6 +207,27 @@ func (p *Publisher) publishAsync(ctx context.Context, msgs []*nats.Msg, parts []
 			}
 		}
 	}
+	return nil
+}
+
+// acknowledged notes in out the stream's acknowledgement of msg, of
+// partition part. A duplicate acknowledgement says the id is taken, not
+// that these minutes are stored: it checks what the stream holds.
+func (p *Publisher) acknowledged(ctx context.Context, msg *nats.Msg, ack jetstream.PubAck, part int, out *Published) error {
+	seq := ack.Sequence
+	if ack.Duplicate {
+		var same bool
+		var err error
+		if seq, same, err = p.duplicate(ctx, msg, ack.Stream, ack.Sequence); err != nil {
+			return err
+		}
+		if same {
+			out.Duplicates++
+		} else {
+			out.Claimed++
+		}
+	}
+	out.stored(part, seq)
 	return nil
 }
 
