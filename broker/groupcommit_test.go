@@ -26,7 +26,7 @@ func TestGroupCommitStoresEveryMinutesWhereItSays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := events.NewGroupCommit(js.Conn(), 0, 30*time.Second)
+	gc := events.NewGroupCommit(js, 0, 30*time.Second)
 	runCtx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- gc.Run(runCtx) }()
@@ -129,6 +129,29 @@ func TestGroupCommitStoresEveryMinutesWhereItSays(t *testing.T) {
 			t.Fatalf("position %d holds %q, not the last new minutes", got.Positions[p], stored.Data)
 		}
 	}
+	// A call's minutes are stored in its order, whether one by one or in
+	// one atomic batch.
+	for _, k := range []int{events.MinAtomicBatch - 1, events.MinAtomicBatch + 4} {
+		var ms []tally.Minutes
+		for range k {
+			ms = append(ms, tally.Minutes{Election: e.ID, Contest: "QH", Station: e.Stations[1].ID, Version: next, Status: tally.Partial})
+			next++
+		}
+		got, err := pub.Publish(ctx, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := events.StationPartition(e, 1, 4)
+		for i := range ms {
+			stored, err := streams[p].GetMsg(ctx, got.Positions[p]-uint64(k-1-i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(stored.Data, events.AppendBinary(nil, &ms[i])) {
+				t.Fatalf("a call of %d minutes: its minutes %d is not at position %d", k, i, got.Positions[p]-uint64(k-1-i))
+			}
+		}
+	}
 }
 
 // TestGroupCommitOnAnOldStream: a stream created before group commit (no
@@ -145,7 +168,7 @@ func TestGroupCommitOnAnOldStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := events.NewGroupCommit(js.Conn(), 0, 30*time.Second)
+	gc := events.NewGroupCommit(js, 0, 30*time.Second)
 	runCtx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- gc.Run(runCtx) }()

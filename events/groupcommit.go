@@ -52,6 +52,7 @@ type GroupCommit struct {
 	OnCommit func(n int, atomic bool)
 
 	nc      *nats.Conn
+	js      jetstream.JetStream
 	max     int
 	timeout time.Duration
 
@@ -68,14 +69,14 @@ type commitReq struct {
 	done   chan struct{}
 }
 
-// NewGroupCommit returns a group committer over nc whose batches hold at
+// NewGroupCommit returns a group committer over js whose batches hold at
 // most maxBatch messages (MaxGroupCommit when 0 or above it) and whose
 // commits wait at most timeout for the stream's answer.
-func NewGroupCommit(nc *nats.Conn, maxBatch int, timeout time.Duration) *GroupCommit {
+func NewGroupCommit(js jetstream.JetStream, maxBatch int, timeout time.Duration) *GroupCommit {
 	if maxBatch <= 0 || maxBatch > MaxGroupCommit {
 		maxBatch = MaxGroupCommit
 	}
-	return &GroupCommit{nc: nc, max: maxBatch, timeout: timeout, in: make(chan *commitReq), done: make(chan struct{})}
+	return &GroupCommit{nc: js.Conn(), js: js, max: maxBatch, timeout: timeout, in: make(chan *commitReq), done: make(chan struct{})}
 }
 
 // Run gathers and commits batches until ctx ends, one committer goroutine
@@ -238,46 +239,38 @@ func (g *GroupCommit) commit(batch []*commitReq, n int) {
 	}
 }
 
-// storeEach publishes the messages of batch one by one, all in flight
-// together, and sets each request's answer.
+// storeEach publishes the messages of batch one by one, in order, all in
+// flight together, and sets each request's answer.
 func (g *GroupCommit) storeEach(ctx context.Context, batch []*commitReq) {
-	type sent struct {
-		r    *commitReq
-		i    int
-		resp *nats.Msg
-		err  error
-	}
-	replies := make(chan sent, MinAtomicBatch)
-	k := 0
-	for _, r := range batch {
-		r.acks = make([]jetstream.PubAck, len(r.msgs))
-		for i, m := range r.msgs {
-			k++
-			go func() {
-				resp, err := g.nc.RequestMsgWithContext(ctx, m)
-				replies <- sent{r, i, resp, err}
-			}()
+	futures := make([][]jetstream.PubAckFuture, len(batch))
+	for k, r := range batch {
+		for _, m := range r.msgs {
+			f, err := g.js.PublishMsgAsync(m)
+			if err != nil {
+				r.err = fmt.Errorf("%w: publish: %v", ErrNotStored, err)
+				break
+			}
+			futures[k] = append(futures[k], f)
 		}
 	}
-	for range k {
-		x := <-replies
-		if x.r.err != nil {
-			continue
-		}
-		if x.err != nil {
-			x.r.err = fmt.Errorf("%w: publish: %v", ErrNotStored, x.err)
-			continue
-		}
-		ack, err := parseAck(x.resp.Data)
-		if err != nil {
-			x.r.err = fmt.Errorf("%w: %v", ErrNotStored, err)
-			continue
-		}
-		x.r.acks[x.i] = jetstream.PubAck{Stream: ack.Stream, Sequence: ack.Seq, Duplicate: ack.Dup}
-	}
-	for _, r := range batch {
+	for k, r := range batch {
 		if r.err != nil {
-			r.acks = nil
+			continue
+		}
+		r.acks = make([]jetstream.PubAck, len(r.msgs))
+		for i, f := range futures[k] {
+			select {
+			case ack := <-f.Ok():
+				r.acks[i] = *ack
+			case err := <-f.Err():
+				r.err = fmt.Errorf("%w: %v", ErrNotStored, err)
+			case <-ctx.Done():
+				r.err = fmt.Errorf("%w: no acknowledgement: %v", ErrNotStored, ctx.Err())
+			}
+			if r.err != nil {
+				r.acks = nil
+				break
+			}
 		}
 	}
 }

@@ -320,7 +320,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.pub = events.NewPublisher(pubJS, s.e)
 	if !cfg.NoGroupCommit {
-		s.gc = events.NewGroupCommit(pubJS.Conn(), 0, cfg.PublishTimeout)
+		s.gc = events.NewGroupCommit(pubJS, 0, cfg.PublishTimeout)
 		s.gc.OnCommit = func(n int, atomic bool) {
 			kind := "each"
 			if atomic {
