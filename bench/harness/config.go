@@ -78,6 +78,8 @@ type Config struct {
 	// Conns is the number of concurrent HTTP connections (and senders) of
 	// the latency phase. Default 256.
 	Conns int
+	// Partitions is the latency phase's server's --partitions (default 1).
+	Partitions int
 
 	// CPUProfile, if set, is a path prefix: each phase writes its CPU
 	// profile to CPUProfile-<phase>.pprof (the last run of each, for the

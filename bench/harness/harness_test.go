@@ -135,7 +135,7 @@ func TestPercentiles(t *testing.T) {
 
 // TestTracker checks both orders an answer and its SSE event may arrive in.
 func TestTracker(t *testing.T) {
-	tr := newTracker(nil)
+	tr := newTracker(nil, 1)
 	due := time.Unix(100, 0)
 	// The answer first, then an event that covers it.
 	tr.accepted(1, 10, due, due.Add(time.Millisecond))

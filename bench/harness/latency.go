@@ -105,8 +105,9 @@ func minutes(e *tally.Election, ts []template, i int, m *tally.Minutes) {
 
 // tracker matches accepted POSTs with the SSE events that show them.
 type tracker struct {
-	e  *tally.Election
-	mu struct {
+	e          *tally.Election
+	partitions int // the server's --partitions
+	mu         struct {
 		sync.Mutex
 		keys    map[int64]*keyState
 		samples []time.Duration // due to seen
@@ -132,8 +133,8 @@ type keyState struct {
 	next    int
 }
 
-func newTracker(e *tally.Election) *tracker {
-	t := &tracker{e: e}
+func newTracker(e *tally.Election, partitions int) *tracker {
+	t := &tracker{e: e, partitions: max(partitions, 1)}
 	t.mu.keys = map[int64]*keyState{}
 	return t
 }
@@ -254,7 +255,11 @@ func readSSE(ctx context.Context, client *http.Client, url string, t *tracker, r
 				ci, ok1 := t.e.ContestIndex(c)
 				ai, ok2 := t.e.AreaIndex(a)
 				if ok1 && ok2 {
-					t.event(t.key(ci, ai), id, time.Now())
+					seq := id
+					if t.partitions > 1 {
+						seq = appliedPosition(line, t.areaPartition(ai))
+					}
+					t.event(t.key(ci, ai), seq, time.Now())
 				}
 			}
 		}
@@ -270,6 +275,34 @@ func readSSE(ctx context.Context, client *http.Client, url string, t *tracker, r
 			}
 		}
 	}
+}
+
+// appliedPosition returns partition p's entry in the "applied_positions"
+// of a result's JSON (0 when it has none).
+func appliedPosition(data []byte, p int) uint64 {
+	const key = `"applied_positions":`
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return 0
+	}
+	rest := data[i+len(key):]
+	j := bytes.IndexByte(rest, '}')
+	if j < 0 {
+		return 0
+	}
+	var pos map[int]uint64
+	if json.Unmarshal(rest[:j+1], &pos) != nil {
+		return 0
+	}
+	return pos[p]
+}
+
+// areaPartition returns the partition of area a: its province's.
+func (t *tracker) areaPartition(a int) int {
+	for t.e.AreaParent(a) >= 0 {
+		a = t.e.AreaParent(a)
+	}
+	return events.Partition(t.e.Areas[a].ID, t.partitions)
 }
 
 // areaOf returns the contest and area of an area result's JSON, from its
@@ -321,6 +354,7 @@ func (r *runner) latency(ctx context.Context) error {
 		NATSURL:    cfg.NATSURL,
 		NATSListen: "none",
 		BatchSize:  cfg.BatchSize,
+		Partitions: cfg.Partitions,
 	})
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
@@ -344,7 +378,7 @@ func (r *runner) latency(ctx context.Context) error {
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport}
 
-	t := newTracker(e)
+	t := newTracker(e, cfg.Partitions)
 	var sseBytes atomic.Int64
 	sseCtx, stopSSE := context.WithCancel(ctx)
 	ready := make(chan error, 1)
@@ -437,7 +471,13 @@ func (r *runner) offer(ctx context.Context, client *http.Client, base string, t 
 				accepted.Add(1)
 				lastAnswer.Store(now.UnixNano())
 				tp := &ts[(first+j.i)%len(ts)]
-				t.accepted(t.key(int(tp.contest), e.StationAreas(int(tp.station))[0]), ans.Seq, j.due, now)
+				seq := ans.Seq
+				if ans.Positions != nil {
+					// With partitions, positions in the station's partition
+					// (CONTRACT §6 v2): the sums are for display only.
+					seq = ans.Positions[events.StationPartition(e, int(tp.station), t.partitions)]
+				}
+				t.accepted(t.key(int(tp.contest), e.StationAreas(int(tp.station))[0]), seq, j.due, now)
 			}
 		}()
 	}

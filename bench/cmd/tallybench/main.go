@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.LoadDuration, "load-duration", 10*time.Second, "how long each load is offered")
 	fs.DurationVar(&cfg.LoadGrace, "load-grace", 10*time.Second, "wait at most this long after a load for its last answers and events")
 	fs.IntVar(&cfg.Conns, "conns", 256, "concurrent HTTP connections of the latency phase")
+	fs.IntVar(&cfg.Partitions, "partitions", 1, "minutes streams (by province) of the latency phase's server (tally serve --partitions)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write one CPU profile per phase to PREFIX-<phase>.pprof")
 	out := fs.String("out", filepath.Join("bench", "results", time.Now().Format(time.DateOnly)+".json"), "JSON results file ('' for none)")
 	if err := fs.Parse(args); err != nil {
