@@ -41,6 +41,21 @@ func appendIDKey(dst []byte, prefix byte, a, b string) []byte {
 	return append(dst, b...)
 }
 
+// appendStationKey appends the key of voter v's record for contest c.
+func appendStationKey(dst []byte, e *tally.Election, c, v int) []byte {
+	return appendIDKey(dst, prefixStation, e.Contests[c].ID, e.Stations[e.Voters(c)[v]].ID)
+}
+
+// appendUnitKey appends the key of unit u's aggregate of contest c.
+func appendUnitKey(dst []byte, e *tally.Election, c, u int) []byte {
+	return appendIDKey(dst, prefixUnit, e.Contests[c].ID, e.Contests[c].Units[u].ID)
+}
+
+// appendAreaKey appends the key of area a's aggregate of contest c.
+func appendAreaKey(dst []byte, e *tally.Election, c, a int) []byte {
+	return appendIDKey(dst, prefixArea, e.Contests[c].ID, e.Areas[a].ID)
+}
+
 func appendHistoryKey(dst []byte, contest, station string, seq uint64) []byte {
 	dst = appendIDKey(dst, prefixHistory, contest, station)
 	dst = append(dst, 0)
