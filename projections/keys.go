@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tallyvn/tally/tally"
 )
@@ -23,7 +24,10 @@ var (
 //	1 (none stored): v1 aggregates, votes in every area.
 //	2: contract v2: no votes below the council's level, a units summary in
 //	   every area aggregate, station records only for voters.
-const layoutVersion = 2
+//	3: an area record holds the votes of the units that straddle its
+//	   border only; a unit lying wholly in the area keeps its votes in its
+//	   own record alone (see wholeIn).
+const layoutVersion = 3
 
 const (
 	prefixStation   = 's'
@@ -39,6 +43,36 @@ func appendIDKey(dst []byte, prefix byte, a, b string) []byte {
 	dst = append(dst, a...)
 	dst = append(dst, 0)
 	return append(dst, b...)
+}
+
+// wholeIn reports whether unit u of contest c lies wholly in area a (every
+// station of u listed in the file is in a): then the unit's own aggregate
+// is its part of a's result, and a's record holds none of its votes.
+func wholeIn(e *tally.Election, c, u, a int) bool {
+	return slices.Contains(e.UnitAreas(c, u), a)
+}
+
+// unitSlice is where a unit straddling an area's border keeps its votes in
+// the area's record: from off, one per candidate.
+type unitSlice struct{ unit, off int32 }
+
+// straddling returns the units of contest c with stations in area a that
+// do not lie wholly in it, with where their votes start in a's record,
+// and the length of that record's vote vector: nothing where a's result
+// carries no votes.
+func straddling(e *tally.Election, c, a int) ([]unitSlice, int) {
+	if !e.AreaHasVotes(c, a) {
+		return nil, 0
+	}
+	var out []unitSlice
+	n := 0
+	for _, u := range e.AreaUnits(c, a) {
+		if !wholeIn(e, c, int(u), a) {
+			out = append(out, unitSlice{unit: u, off: int32(n)})
+			n += len(e.Contests[c].Units[u].Candidates)
+		}
+	}
+	return out, n
 }
 
 // appendStationKey appends the key of voter v's record for contest c.

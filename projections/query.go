@@ -178,16 +178,15 @@ type UnitResult = tally.UnitResult
 // result.
 type CandidateResult = tally.CandidateResult
 
-// readAggregate reads an aggregate and the checkpoint from one snapshot.
-func (s *Store) readAggregate(key []byte, nvotes int) (aggregate, uint64, error) {
+// readAt opens a fresh snapshot for the reads of one result.
+func (s *Store) readAt() (reader, uint64, func(), error) {
 	snap := s.db.NewSnapshot()
-	defer snap.Close()
 	meta, err := s.meta(snap)
 	if err != nil {
-		return aggregate{}, 0, err
+		snap.Close()
+		return nil, 0, nil, err
 	}
-	a, err := readAggregateFrom(snap, key, nvotes)
-	return a, meta.Checkpoint, err
+	return snap, meta.Checkpoint, func() { snap.Close() }, nil
 }
 
 // readAggregateFrom reads the aggregate at key from r (zeros when absent).
@@ -239,7 +238,13 @@ func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool
 	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownArea, area)
 	}
-	agg, seq, err := r.readAggregate(appendIDKey(nil, prefixArea, contest, area), s.e.AreaVoteLen(c, ai))
+	rd, seq, done, err := r.readAt()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	split, n := straddling(s.e, c, ai)
+	agg, err := readAggregateFrom(rd, appendIDKey(nil, prefixArea, contest, area), n)
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +266,25 @@ func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool
 	if !res.hasVotes {
 		return res, nil
 	}
+	// The area's votes: its units' candidates end to end, from the area's
+	// record for a unit straddling its border, else from the unit's own.
+	votes := make([]int64, s.e.AreaVoteLen(c, ai))
+	i := 0
+	for _, u := range s.e.AreaUnits(c, ai) {
+		k := len(s.e.Contests[c].Units[u].Candidates)
+		if len(split) > 0 && split[0].unit == u {
+			copy(votes[i:i+k], agg.votes[split[0].off:])
+			split = split[1:]
+		} else {
+			ua, err := readAggregateFrom(rd, appendUnitKey(nil, s.e, c, int(u)), k)
+			if err != nil {
+				return nil, err
+			}
+			copy(votes[i:i+k], ua.votes)
+		}
+		i += k
+	}
+	agg.votes = votes
 	if withMap {
 		res.Votes = make(map[string]int64, len(agg.votes))
 		i := 0
@@ -296,7 +320,12 @@ func (s *Store) unitResult(r aggregateReader, contest, unit string) (*UnitResult
 		return nil, fmt.Errorf("%w %q in contest %q", tally.ErrUnknownUnit, unit, contest)
 	}
 	u := &s.e.Contests[c].Units[ui]
-	agg, seq, err := r.readAggregate(appendIDKey(nil, prefixUnit, contest, unit), len(u.Candidates))
+	rd, seq, done, err := r.readAt()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	agg, err := readAggregateFrom(rd, appendIDKey(nil, prefixUnit, contest, unit), len(u.Candidates))
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,9 @@
 package projections
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/tallyvn/tally/tally"
 )
@@ -110,24 +112,35 @@ func (s *unitSink) clean() {
 
 // areaSink keeps every area's aggregate of every contest held in it, with
 // its units summary.
+//
+// INVARIANT: an area's aggregate counts every station of the area, but
+// holds the votes only of the units straddling its border (keys.go,
+// straddling); a unit lying wholly in the area has its votes in its own
+// aggregate alone, so a batch does not rewrite them twice, and a query
+// adds them back (Store.areaResult).
 type areaSink struct {
 	e     *tally.Election
 	areas [][]aggregate // by contest, then local area (tally.Election.ContestAreas)
+	// split holds, by contest then local area, the units straddling the
+	// area's border and where their votes lie in its aggregate.
+	split [][][]unitSlice
 	dirty []Ref
 }
 
 func newAreaSink(e *tally.Election) areaSink {
-	s := areaSink{e: e, areas: make([][]aggregate, len(e.Contests))}
+	s := areaSink{e: e, areas: make([][]aggregate, len(e.Contests)), split: make([][][]unitSlice, len(e.Contests))}
 	for c := range e.Contests {
 		areas := e.ContestAreas(c)
+		s.split[c] = make([][]unitSlice, len(areas))
+		lens := make([]int, len(areas))
 		n := 0
-		for _, a := range areas {
-			n += e.AreaVoteLen(c, int(a))
+		for la, a := range areas {
+			s.split[c][la], lens[la] = straddling(e, c, int(a))
+			n += lens[la]
 		}
 		arena := make([]int64, n)
 		s.areas[c] = make([]aggregate, len(areas))
-		for la, a := range areas {
-			k := e.AreaVoteLen(c, int(a))
+		for la, k := range lens {
 			s.areas[c][la].votes, arena = arena[:k:k], arena[k:]
 		}
 	}
@@ -141,12 +154,22 @@ func (s *areaSink) apply(ch *change) {
 		return
 	}
 	c, v := ch.contest, ch.voter
-	offs := s.e.VoterOffsets(c, v)
-	for k, la := range s.e.VoterAreas(c, v) {
+	u := int32(s.e.VoterUnit(c, v))
+	for _, la := range s.e.VoterAreas(c, v) {
 		a := &s.areas[c][la]
 		s.touch(a, c, la)
-		a.apply(ch, int(offs[k]))
+		a.apply(ch, offsetOf(s.split[c][la], u))
 	}
+}
+
+// offsetOf returns where unit u's votes lie in an area's aggregate whose
+// straddling units are split, -1 if it holds none of them.
+func offsetOf(split []unitSlice, u int32) int {
+	// In unit order; rarely more than one.
+	if i, ok := slices.BinarySearchFunc(split, u, func(x unitSlice, u int32) int { return cmp.Compare(x.unit, u) }); ok {
+		return int(split[i].off)
+	}
+	return -1
 }
 
 // unitDecided moves unit u of contest c from its old decision to its new
