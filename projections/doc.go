@@ -80,8 +80,9 @@
 //	v                                layout version (3); a store without it,
 //	                                 or of another, is rebuilt from the stream
 //	i                                the election id (for the message when the fingerprint differs)
-//	s/<contest>\x00<station>         current minutes (canonical binary form)
-//	                                 and inline history
+//	s/<contest>\x00<station>         station record: current minutes (without
+//	                                 the ids the key gives, candidates by
+//	                                 position: appendMinutes) and inline history
 //	h/<contest>\x00<station>\x00<seq> history entry past the inline ones
 //	r/<seq>                          rejection (JSON)
 //	a/<contest>\x00<area>            area record: counts of all the area's
@@ -94,17 +95,20 @@
 // file's order changes; the fingerprint refuses a different election.
 //
 // The layout is chosen for what a batch rewrites. A station's minutes
-// change its unit's aggregate and one area aggregate per level. Most units
-// lie wholly in the areas whose results carry their votes: a council's
-// units in the council's area, a National Assembly unit in its province.
-// There, the area's share of the unit's votes is the unit's own vector, so
-// the area record does not hold it again; the area record holds votes only
-// for a unit that straddles its border (a National Assembly unit in one of
-// the communes it covers, a province-council unit in a commune). A batch
-// then rewrites each changed unit's votes once, and each changed area's
-// counts and summary, rather than every candidate of every unit of every
-// changed area (a province's record of the province-council ballot held
-// every candidate of the province's councillors).
+// rewrite its record, its unit's aggregate and one area aggregate per
+// level. The record is the largest of them and is rewritten for every
+// station heard from, so it holds no id that the key, the fingerprint or
+// the unit already gives (on the 2026 national night, records fell from
+// 1.71 to 0.63 MB of a 10,000-message batch). Most units lie wholly in the
+// areas whose results carry their votes: a council's units in the council's
+// area, a National Assembly unit in its province. There, the area's share
+// of the unit's votes is the unit's own vector, so the area record does not
+// hold it again; it holds votes only for a unit that straddles its border
+// (a National Assembly unit in one of the communes it covers, a province-
+// council unit in a commune). A batch then rewrites each changed unit's
+// votes once, and each changed area's counts and summary (area records fell
+// from 0.44 to 0.28 MB of the same batch), rather than every candidate of
+// every unit of every changed area.
 //
 // INVARIANT: the votes of contest c in area a (where its result carries
 // votes) are, unit by unit in unit order, the unit aggregate's for a unit

@@ -26,7 +26,8 @@ var (
 //	   every area aggregate, station records only for voters.
 //	3: an area record holds the votes of the units that straddle its
 //	   border only; a unit lying wholly in the area keeps its votes in its
-//	   own record alone (see wholeIn).
+//	   own record alone (see wholeIn); a station record holds its minutes
+//	   without ids, candidates by position (appendMinutes).
 const layoutVersion = 3
 
 const (
@@ -307,4 +308,121 @@ func (o Outcome) String() string {
 		return "rejected"
 	}
 	return "skipped"
+}
+
+// A station record keeps its current minutes in the record's own form,
+// not the canonical one of events.AppendBinary: the key already names the
+// contest and station, the store's election fingerprint the election, and
+// a candidate is its position in the unit's list rather than its id. That
+// halves the record, which a batch rewrites for every station that sent
+// minutes. The form is a function of the minutes' content (votes in
+// candidate order), so equal content gives equal bytes: the ledger hashes
+// it to tell a duplicate from a conflict.
+
+// voteAt is a vote by its candidate's position in the unit.
+type voteAt struct {
+	k     int32
+	count int64
+}
+
+// appendMinutes appends the record form of minutes m of unit u of contest
+// c. idx is scratch space, returned for reuse.
+//
+// REQUIRES: m was admitted (every candidate is the unit's, none twice).
+func appendMinutes(dst []byte, e *tally.Election, c, u int, m *tally.Minutes, idx []voteAt) ([]byte, []voteAt) {
+	dst = binary.AppendVarint(dst, m.Version)
+	dst = append(dst, byte(m.Status), m.Present)
+	cn := &m.Counts
+	for _, v := range [6]int64{cn.Registered, cn.Voted, cn.Issued, cn.Received, cn.Valid, cn.Invalid} {
+		dst = binary.AppendVarint(dst, v)
+	}
+	cands := e.Contests[c].Units[u].Candidates
+	idx = idx[:0]
+	for i, v := range m.Votes {
+		k := i // usually listed in the file's order
+		if k >= len(cands) || cands[k].ID != v.Candidate {
+			k, _ = e.CandidateIndex(c, u, v.Candidate)
+		}
+		idx = append(idx, voteAt{k: int32(k), count: v.Count})
+	}
+	byK := func(x, y voteAt) int { return int(x.k) - int(y.k) }
+	if !slices.IsSortedFunc(idx, byK) {
+		slices.SortFunc(idx, byK)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(idx)))
+	for _, v := range idx {
+		dst = binary.AppendUvarint(dst, uint64(v.k))
+		dst = binary.AppendVarint(dst, v.count)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.Reason)))
+	dst = append(dst, m.Reason...)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Signature)))
+	return append(dst, m.Signature...), idx
+}
+
+// decodeMinutes decodes the record form b of station st's minutes for
+// contest c into m, reusing m.Votes.
+func decodeMinutes(b []byte, e *tally.Election, c, st int, m *tally.Minutes) error {
+	u := e.StationUnit(c, st)
+	if u < 0 {
+		return errCorruptRecord
+	}
+	cands := e.Contests[c].Units[u].Candidates
+	*m = tally.Minutes{Election: e.ID, Contest: e.Contests[c].ID, Station: e.Stations[st].ID, Votes: m.Votes[:0]}
+	bad := false
+	varint := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	str := func() string {
+		n := uvarint()
+		if bad || n > uint64(len(b)) {
+			bad = true
+			return ""
+		}
+		s := string(b[:n])
+		b = b[n:]
+		return s
+	}
+	m.Version = varint()
+	if bad || len(b) < 2 {
+		return errCorruptRecord
+	}
+	m.Status, m.Present, b = tally.Status(b[0]), b[1], b[2:]
+	cn := &m.Counts
+	for _, p := range [6]*int64{&cn.Registered, &cn.Voted, &cn.Issued, &cn.Received, &cn.Valid, &cn.Invalid} {
+		*p = varint()
+	}
+	n := uvarint()
+	if bad || n > uint64(len(cands)) {
+		return errCorruptRecord
+	}
+	for range n {
+		k := uvarint()
+		count := varint()
+		if bad || k >= uint64(len(cands)) {
+			return errCorruptRecord
+		}
+		m.Votes = append(m.Votes, tally.Vote{Candidate: cands[k].ID, Count: count})
+	}
+	m.Reason = str()
+	m.Signature = str()
+	if bad || len(b) != 0 {
+		return errCorruptRecord
+	}
+	return nil
 }

@@ -44,9 +44,9 @@ type change struct {
 type current struct {
 	contribution // votes: a window of the contest's arena
 	version      int64
-	hash         uint64 // xxhash of the canonical binary form
-	// payload is the canonical binary form of the current minutes (nil
-	// before any), kept to rewrite the station record.
+	hash         uint64 // xxhash of payload
+	// payload is the current minutes in the station record's form
+	// (appendMinutes; nil before any), kept to rewrite the record.
 	payload []byte
 	// hist is the station's history for the contest, kept inline in its
 	// record up to maxInlineHistory entries; later entries get keys of
@@ -85,7 +85,8 @@ type ledger struct {
 	ch   change
 	old  contribution
 	prev []int64
-	enc  []byte // the canonical form of the message being recorded
+	enc  []byte   // the record form of the minutes being recorded
+	idx  []voteAt // scratch for enc
 }
 
 func newLedger(e *tally.Election) ledger {
@@ -118,7 +119,7 @@ func newLedger(e *tally.Election) ledger {
 func (l *ledger) record(seq uint64, adm *events.Admission, st *staging) (Outcome, *change) {
 	r, m := &adm.Resolved, &adm.Minutes
 	cur := &l.stations[r.Contest][r.Voter]
-	l.enc = events.AppendBinary(l.enc[:0], m) // canonical: same content, same bytes
+	l.enc, l.idx = appendMinutes(l.enc[:0], l.e, r.Contest, r.Unit, m, l.idx) // same content, same bytes
 	hash := xxhashSum(l.enc)
 	if cur.status != 0 {
 		switch {

@@ -377,10 +377,12 @@ type StationView struct {
 // Station returns a station's current minutes and history for contest.
 // It returns tally.ErrUnknownContest or tally.ErrUnknownStation.
 func (s *Store) Station(contest, station string) (*StationView, error) {
-	if _, ok := s.e.ContestIndex(contest); !ok {
+	c, ok := s.e.ContestIndex(contest)
+	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
 	}
-	if _, ok := s.e.StationIndex(station); !ok {
+	st, ok := s.e.StationIndex(station)
+	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownStation, station)
 	}
 	snap := s.db.NewSnapshot()
@@ -406,7 +408,7 @@ func (s *Store) Station(contest, station string) (*StationView, error) {
 		payload, hist, err := decodeRecord(v, nil)
 		if err == nil && len(payload) > 0 {
 			var m tally.Minutes
-			if err = events.DecodeBinary(payload, &m); err == nil {
+			if err = decodeMinutes(payload, s.e, c, st, &m); err == nil {
 				view.Current = events.AppendJSON(nil, &m) // copies every string before closer.Close
 			}
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -174,7 +173,7 @@ func (s *Store) load() error {
 		if len(payload) == 0 {
 			continue // only rejected messages so far
 		}
-		if err := events.DecodeBinary(payload, &m); err != nil {
+		if err := decodeMinutes(payload, s.e, c, st, &m); err != nil {
 			return fmt.Errorf("%w: station record %q: %w", ErrCorrupt, key, err)
 		}
 		if viol := s.e.Check(&m, 0, &r, nil); len(viol) > 0 || r.Contest != c || r.Station != st {

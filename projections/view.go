@@ -7,7 +7,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -166,7 +165,7 @@ func (v *View) Station(contest, station string) (*StationResult, error) {
 		return res, nil
 	}
 	var m tally.Minutes
-	if err := events.DecodeBinary(payload, &m); err != nil {
+	if err := decodeMinutes(payload, e, c, st, &m); err != nil {
 		return nil, fmt.Errorf("station record %s/%s: %w", contest, station, err)
 	}
 	res.Status = m.Status
