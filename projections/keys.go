@@ -242,6 +242,18 @@ func (a *aggregate) append(dst []byte) []byte {
 
 var errCorruptAggregate = errors.New("projections: corrupt aggregate record")
 
+// skipToVotes returns aggregate record b from its vote count on.
+func skipToVotes(b []byte) ([]byte, error) {
+	for range 8 {
+		_, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errCorruptAggregate
+		}
+		b = b[n:]
+	}
+	return b, nil
+}
+
 // decodeAggregate decodes an aggregate record into a (votes freshly allocated).
 func decodeAggregate(b []byte, a *aggregate) error {
 	var f [8]int64

@@ -211,6 +211,37 @@ func readAggregateFrom(r reader, key []byte, nvotes int) (aggregate, error) {
 	return a, nil
 }
 
+// readVotesInto reads the votes of the aggregate at key into dst (zeros
+// when absent), without allocating.
+func readVotesInto(r reader, key []byte, dst []int64) error {
+	v, closer, err := r.Get(key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		clear(dst)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read aggregate: %w", err)
+	}
+	defer closer.Close()
+	b, err := skipToVotes(v)
+	if err != nil {
+		return fmt.Errorf("aggregate %q: %w", key, err)
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n != uint64(len(dst)) {
+		return fmt.Errorf("aggregate %q has %d votes, election says %d", key, n, len(dst))
+	}
+	b = b[k:]
+	for i := range dst {
+		x, k := binary.Varint(b)
+		if k <= 0 {
+			return errCorruptAggregate
+		}
+		dst[i], b = x, b[k:]
+	}
+	return nil
+}
+
 // AreaResult returns the result of contest in area.
 // It returns tally.ErrUnknownContest or tally.ErrUnknownArea for unknown ids.
 func (s *Store) AreaResult(contest, area string) (*AreaResult, error) {
@@ -269,6 +300,7 @@ func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool
 	// The area's votes: its units' candidates end to end, from the area's
 	// record for a unit straddling its border, else from the unit's own.
 	votes := make([]int64, s.e.AreaVoteLen(c, ai))
+	var key []byte
 	i := 0
 	for _, u := range s.e.AreaUnits(c, ai) {
 		k := len(s.e.Contests[c].Units[u].Candidates)
@@ -276,11 +308,10 @@ func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool
 			copy(votes[i:i+k], agg.votes[split[0].off:])
 			split = split[1:]
 		} else {
-			ua, err := readAggregateFrom(rd, appendUnitKey(nil, s.e, c, int(u)), k)
-			if err != nil {
+			key = appendUnitKey(key[:0], s.e, c, int(u))
+			if err := readVotesInto(rd, key, votes[i:i+k]); err != nil {
 				return nil, err
 			}
-			copy(votes[i:i+k], ua.votes)
 		}
 		i += k
 	}
