@@ -80,8 +80,9 @@ type Roles struct {
 	Aggregator string
 	// Partitions is the number of minutes streams (--partitions); 0 or 1:
 	// the one stream. Both roles get the same rights on every partition's
-	// stream, and the aggregator may look up the one stream too, to
-	// refuse a start with another number (EnsurePartitionStreams).
+	// stream, and the aggregator may look up the one stream too (with one
+	// stream, partition 0's), to refuse a start with another number
+	// (EnsurePartitionStreams).
 	Partitions int
 }
 
@@ -163,6 +164,10 @@ func Users(e *tally.Election, roles Roles, authorized ...Authorized) []*server.N
 	agg := []string{"$JS.API.INFO"}
 	if n > 1 {
 		agg = append(agg, "$JS.API.STREAM.INFO."+events.StreamName(e.ID))
+	} else {
+		// To refuse a start with one stream where partitions exist
+		// (ExistingPartitions looks up partition 0's stream).
+		agg = append(agg, "$JS.API.STREAM.INFO."+events.PartitionStreamName(e.ID, 0, 2))
 	}
 	for p := range n {
 		stream := events.PartitionStreamName(e.ID, p, n)
@@ -220,9 +225,12 @@ func Users(e *tally.Election, roles Roles, authorized ...Authorized) []*server.N
 func ConfigSnippet(e *tally.Election, users []*server.NkeyUser) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# nats-server authorization for tally election %s.\n", e.ID)
-	b.WriteString("# Every sealed station may publish only its own minutes subjects and\n")
-	b.WriteString("# subscribe only to its own inbox (its client sets the inbox prefix\n")
-	b.WriteString("# _INBOX.<station>). Anonymous connections are refused.\n")
+	b.WriteString("# tally's gateway and aggregator have identities of their own. Every\n")
+	b.WriteString("# sealed station, and every identity the operator bound to one station,\n")
+	b.WriteString("# may publish only that station's minutes subjects and subscribe only to\n")
+	b.WriteString("# its own inbox (its client sets the inbox prefix _INBOX.<station>); an\n")
+	b.WriteString("# identity bound to no station may publish every station's minutes. No\n")
+	b.WriteString("# station may call the JetStream API. Anonymous connections are refused.\n")
 	b.WriteString("# Store acknowledged writes before answering: in the jetstream block\n")
 	b.WriteString("# set sync_interval: always.\n")
 	b.WriteString("authorization {\n  users = [\n")
