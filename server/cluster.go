@@ -24,19 +24,19 @@ const streamWait = 30 * time.Second
 // exists. A stream that exists with another replication factor is used as
 // it is: --replicas applies when tally creates the stream.
 func (s *Server) ensureStreams(ctx context.Context) ([]jetstream.Stream, error) {
-	n := s.cfg.Partitions
-	if s.embedded != nil {
-		return broker.EnsurePartitionStreams(ctx, s.js, s.e, n, s.cfg.Replicas)
+	n := s.cfg.Fold.Partitions
+	if s.conns.Embedded != nil {
+		return broker.EnsurePartitionStreams(ctx, s.js, s.e, n, s.cfg.NATS.Replicas)
 	}
 	deadline := time.Now().Add(streamWait)
 	backoff := 100 * time.Millisecond
 	for {
-		sts, err := broker.EnsurePartitionStreams(ctx, s.js, s.e, n, s.cfg.Replicas)
+		sts, err := broker.EnsurePartitionStreams(ctx, s.js, s.e, n, s.cfg.NATS.Replicas)
 		if err == nil {
 			for _, st := range sts {
-				if got := st.CachedInfo().Config.Replicas; got != max(s.cfg.Replicas, 1) {
+				if got := st.CachedInfo().Config.Replicas; got != max(s.cfg.NATS.Replicas, 1) {
 					s.cfg.Logger.Warn("the stream exists with another replication factor; --replicas applies only when tally creates the stream",
-						"stream", st.CachedInfo().Config.Name, "replicas", got, "asked", s.cfg.Replicas)
+						"stream", st.CachedInfo().Config.Name, "replicas", got, "asked", s.cfg.NATS.Replicas)
 				}
 			}
 			return sts, nil
