@@ -183,7 +183,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	s.streams, err = s.ensureStreams(ctx) // cluster.go
+	// An external cluster may need seconds to elect a meta leader.
+	wait := broker.StreamWait
+	if s.conns.Embedded != nil {
+		wait = 0
+	}
+	s.streams, err = broker.WaitPartitionStreams(ctx, s.js, s.e, n, cfg.NATS.Replicas, wait, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
