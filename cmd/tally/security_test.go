@@ -399,12 +399,12 @@ func TestServeExternalNATSSeedDir(t *testing.T) {
 	if r := runInProcess("nats-config", "--election", electionFile, "--seed-dir", seedDir); r.code != 0 {
 		t.Fatalf("nats-config: %d %s", r.code, r.stderr)
 	}
-	roles, err := loadRoles(seedDir, false)
+	roles, err := broker.LoadRoleSeeds(seedDir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ext, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:0",
-		Users: broker.Users(e, broker.Roles{Gateway: roles.gateway.Public, Aggregator: roles.aggregator.Public})})
+		Users: broker.Users(e, broker.Roles{Gateway: roles.Gateway.Public, Aggregator: roles.Aggregator.Public})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,12 +175,12 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 		}
 	}
 	if *seedDir != "" {
-		roles, err := loadRoles(*seedDir, false)
+		roles, err := broker.LoadRoleSeeds(*seedDir, false)
 		if err != nil {
 			fmt.Fprintf(stderr, "tally serve: --nats-seed-dir: %v (make them with 'tally nats-config --seed-dir %s')\n", err, *seedDir)
 			return exitFailed
 		}
-		cfg.NATS.Gateway, cfg.NATS.Aggregator = &roles.gateway, &roles.aggregator
+		cfg.NATS.Gateway, cfg.NATS.Aggregator = &roles.Gateway, &roles.Aggregator
 	} else if *natsURL != "" && e.Sealed() {
 		logger.Warn("the election is sealed but tally connects to the external NATS server anonymously; give it its keys with --nats-seed-dir (see 'tally nats-config')")
 	}
