@@ -80,6 +80,12 @@ type Config struct {
 	Conns int
 	// Partitions is the latency phase's server's --partitions (default 1).
 	Partitions int
+	// Replicas is the latency phase's server's --replicas, on an external
+	// NATS cluster (--nats).
+	Replicas int
+	// NoGroupCommit turns off the latency phase's server's group commit
+	// (tally serve --no-group-commit), for a comparison in one binary.
+	NoGroupCommit bool
 
 	// CPUProfile, if set, is a path prefix: each phase writes its CPU
 	// profile to CPUProfile-<phase>.pprof (the last run of each, for the

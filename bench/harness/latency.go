@@ -351,8 +351,9 @@ func (r *runner) latency(ctx context.Context) error {
 		Election: e,
 		DataDir:  filepath.Join(r.tmp, "latency"),
 		HTTP:     server.HTTPConfig{Addr: "127.0.0.1:0"},
-		NATS:     server.NATSConfig{URL: cfg.NATSURL, Listen: "none"},
+		NATS:     server.NATSConfig{URL: cfg.NATSURL, Listen: "none", Replicas: cfg.Replicas},
 		Fold:     server.FoldConfig{BatchSize: cfg.BatchSize, Partitions: cfg.Partitions},
+		Gateway:  server.GatewayConfig{NoGroupCommit: cfg.NoGroupCommit},
 	})
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)

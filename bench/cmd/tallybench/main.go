@@ -55,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.LoadGrace, "load-grace", 10*time.Second, "wait at most this long after a load for its last answers and events")
 	fs.IntVar(&cfg.Conns, "conns", 256, "concurrent HTTP connections of the latency phase")
 	fs.IntVar(&cfg.Partitions, "partitions", 1, "minutes streams (by province) of the latency phase's server (tally serve --partitions)")
+	fs.BoolVar(&cfg.NoGroupCommit, "no-group-commit", false, "the latency phase's server publishes every minutes on its own (tally serve --no-group-commit)")
+	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the latency phase's streams, on an external NATS cluster (--nats; tally serve --replicas)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write one CPU profile per phase to PREFIX-<phase>.pprof")
 	out := fs.String("out", filepath.Join("bench", "results", time.Now().Format(time.DateOnly)+".json"), "JSON results file ('' for none)")
 	if err := fs.Parse(args); err != nil {
