@@ -31,7 +31,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		Started: time.Now().UTC(),
 		Machine: machine(),
 		Config: RunConfig{Seed: cfg.Seed, Scale: cfg.Scale, Provinces: cfg.Provinces, MsgID: cfg.MsgID,
-			PublishWindow: cfg.PublishWindow, BatchSize: cfg.BatchSize, Runs: cfg.Runs, Peer: cfg.Peer,
+			PublishWindow: cfg.PublishWindow, BatchSize: cfg.BatchSize, Runs: cfg.Runs, Peers: cfg.Peers,
 			Loads: cfg.Loads, LoadSeconds: cfg.LoadDuration.Seconds(), Conns: cfg.Conns},
 		Memory: Memory{PhasePeakRSSMiB: map[string]float64{}},
 	}}
@@ -134,9 +134,13 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	defer last.close()
-	if cfg.Peer == PeerPostgres {
-		if err := r.phase("peer", true, func() error { return r.peer(ctx, last.store) }); err != nil {
-			return fmt.Errorf("postgres peer: %w", err)
+	for _, design := range cfg.Peers {
+		name := "peer"
+		if design == PeerPostgresStrong {
+			name = "peer-strong"
+		}
+		if err := r.phase(name, true, func() error { return r.peer(ctx, design, last.store) }); err != nil {
+			return fmt.Errorf("%s peer: %w", design, err)
 		}
 	}
 	// What follows gets the memory to itself.
@@ -154,8 +158,10 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	// Last: it holds a copy of the stream in memory.
-	if err := r.phase("core", true, func() error { return r.core(ctx) }); err != nil {
-		return fmt.Errorf("fold core: %w", err)
+	if !cfg.SkipCore {
+		if err := r.phase("core", true, func() error { return r.core(ctx) }); err != nil {
+			return fmt.Errorf("fold core: %w", err)
+		}
 	}
 	// The latency phase runs a server of its own: free the bench stream and
 	// the embedded server first.

@@ -28,14 +28,17 @@ type Results struct {
 	// Core is the fold without NATS, the best of Runs runs.
 	Core *Core `json:"core,omitempty"`
 
-	Peer     *Peer      `json:"peer,omitempty"`
-	Rebuild  *Rebuild   `json:"rebuild,omitempty"`
-	Serve    *Serve     `json:"serve,omitempty"`
-	Latency  []Latency  `json:"latency,omitempty"`
-	Memory   Memory     `json:"memory"`
-	Problems []string   `json:"problems,omitempty"`
-	Targets  []Target   `json:"targets"`
-	Phases   []PhaseRun `json:"phases"`
+	// Peer is the naive PostgreSQL peer (PeerPostgres), StrongPeer the
+	// strong one (PeerPostgresStrong).
+	Peer       *Peer      `json:"peer,omitempty"`
+	StrongPeer *Peer      `json:"peer_strong,omitempty"`
+	Rebuild    *Rebuild   `json:"rebuild,omitempty"`
+	Serve      *Serve     `json:"serve,omitempty"`
+	Latency    []Latency  `json:"latency,omitempty"`
+	Memory     Memory     `json:"memory"`
+	Problems   []string   `json:"problems,omitempty"`
+	Targets    []Target   `json:"targets"`
+	Phases     []PhaseRun `json:"phases"`
 }
 
 // Machine describes where the run happened.
@@ -57,7 +60,7 @@ type RunConfig struct {
 	PublishWindow int      `json:"publish_window"`
 	BatchSize     int      `json:"batch_size"`
 	Runs          int      `json:"runs"`
-	Peer          string   `json:"peer"`
+	Peers         []string `json:"peers"`
 	Loads         []int    `json:"loads_per_s"`
 	LoadSeconds   float64  `json:"load_seconds"`
 	Conns         int      `json:"conns"`
@@ -123,8 +126,9 @@ type Outcomes struct {
 	Rejected   uint64 `json:"rejected"`
 }
 
-// Peer is the PostgreSQL peer's run.
+// Peer is one PostgreSQL peer's run.
 type Peer struct {
+	Design     string   `json:"design"` // PeerPostgres or PeerPostgresStrong
 	Server     string   `json:"server"` // version
 	Settings   []string `json:"settings"`
 	Install    string   `json:"install,omitempty"` // what the harness did to get PostgreSQL
