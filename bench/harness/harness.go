@@ -248,6 +248,7 @@ func (r *runner) drains(ctx context.Context) (*foldRun, error) {
 			return nil, err
 		}
 		r.res.Fold.add(r.n, run.elapsed)
+		r.res.FoldOverCeilingRuns = append(r.res.FoldOverCeilingRuns, elapsed.Seconds()/run.elapsed.Seconds())
 		r.logf("fold run %d: %d events in %.2fs: %.0f events/s", i+1, r.n, run.elapsed.Seconds(), float64(r.n)/run.elapsed.Seconds())
 		got := outcomesOf(run.meta)
 		if i > 0 && got != r.res.FoldOutcomes {
@@ -269,11 +270,13 @@ func (r *runner) drains(ctx context.Context) (*foldRun, error) {
 	r.res.Fold.WALMiBPerCommit = last.walMiB / float64(max(1, last.commits))
 	r.res.Memory.PebbleMiB = r.res.Fold.PebbleMiB
 	r.res.FoldOverCeiling = r.res.Fold.Best / r.res.Ceiling.Best
+	r.res.FoldOverCeilingMedian = median(r.res.FoldOverCeilingRuns)
 	r.res.OutcomesMatch = r.res.FoldOutcomes == r.res.ExpectedOutcomes
 	if !r.res.OutcomesMatch {
 		r.problem("the fold's outcomes %+v differ from the workload's %+v", r.res.FoldOutcomes, r.res.ExpectedOutcomes)
 	}
-	r.logf("fold/ceiling %.2f (best %.0f / %.0f events/s); outcomes %+v", r.res.FoldOverCeiling, r.res.Fold.Best, r.res.Ceiling.Best, r.res.FoldOutcomes)
+	r.logf("fold/ceiling %.2f (best %.0f / %.0f events/s); run by run %s, median %.2f; outcomes %+v", r.res.FoldOverCeiling,
+		r.res.Fold.Best, r.res.Ceiling.Best, ratios(r.res.FoldOverCeilingRuns), r.res.FoldOverCeilingMedian, r.res.FoldOutcomes)
 	return last, nil
 }
 

@@ -225,8 +225,17 @@ func (r *runner) peer(ctx context.Context, design string, store *projections.Sto
 // readBatches reads the n messages of stream through a durable pull
 // consumer configured as the aggregator's, hands them to fn batch by batch
 // and acknowledges each batch (AckAll) once fn returned.
+//
+// A slow reader (the naive peer on a busy machine folds a few hundred
+// events a second) may hold delivered messages longer than the consumer's
+// AckWait, and JetStream then delivers them again. As any at-least-once
+// reader must, readBatches drops a message whose stream sequence it has
+// already passed; the peer's AckWait is also longer than the fold's, so
+// that redeliveries stay rare.
 func readBatches(ctx context.Context, stream jetstream.Stream, durable string, batch int, n uint64, fn func([]jetstream.Msg) error) error {
-	cons, err := stream.CreateOrUpdateConsumer(ctx, consumerConfig(durable, batch))
+	cc := consumerConfig(durable, batch)
+	cc.AckWait = 10 * time.Minute
+	cons, err := stream.CreateOrUpdateConsumer(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", durable, err)
 	}
@@ -234,7 +243,7 @@ func readBatches(ctx context.Context, stream jetstream.Stream, durable string, b
 	msgs := make(chan jetstream.Msg, 2*batch)
 	done := make(chan struct{})
 	defer close(done)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	cctx, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
 		case <-done:
@@ -243,14 +252,23 @@ func readBatches(ctx context.Context, stream jetstream.Stream, durable string, b
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	defer cc.Stop()
+	defer cctx.Stop()
 	buf := make([]jetstream.Msg, 0, batch)
+	var last uint64 // stream sequence of the last message handed to fn
 	for read := uint64(0); read < n; {
 		buf = buf[:0]
 		want := int(min(uint64(batch), n-read))
 		for len(buf) < want {
 			select {
 			case m := <-msgs:
+				md, err := m.Metadata()
+				if err != nil {
+					return fmt.Errorf("message metadata: %w", err)
+				}
+				if md.Sequence.Stream <= last {
+					continue // a redelivery
+				}
+				last = md.Sequence.Stream
 				buf = append(buf, m)
 			case <-ctx.Done():
 				return ctx.Err()

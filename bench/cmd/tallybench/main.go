@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	peer := fs.String("peer", "none", "PostgreSQL peers to compare with, comma-separated: postgres (naive: an upsert per aggregate row per event), postgres-strong (deltas summed per batch, one unnest statement per table), or none (installs the Debian package postgresql if needed)")
 	fs.StringVar(&cfg.PostgresSharedBuffers, "pg-shared-buffers", "1GB", "shared_buffers of the PostgreSQL peer")
 	core := fs.Bool("core", true, "measure the fold core (the stream folded from memory, without NATS)")
-	floor := fs.Float64("min-fold-over-ceiling", 0, "fail (exit 1) if fold/ceiling is below this ratio or the run found a problem: the CI guard (0: no guard)")
+	floor := fs.Float64("min-fold-over-ceiling", 0, "fail (exit 1) if fold/ceiling (the median of the runs' ratios, each fold run over the ceiling run before it) is below this ratio or the run found a problem: the CI guard (0: no guard)")
 	fs.BoolVar(&cfg.Rebuild, "rebuild", true, "measure projections.RebuildDir of the whole stream")
 	fs.BoolVar(&cfg.Serve, "serve", true, "run tally serve as a process of its own on the stream and measure its memory (builds ./cmd/tally)")
 	fs.StringVar(&cfg.TallyBinary, "tally", "", "tally binary for --serve (default: go build ./cmd/tally)")
@@ -136,8 +136,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "tallybench: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stderr, "tallybench: fold/ceiling %.2f (fold %.0f / ceiling %.0f events/s, best of %d runs each), floor %.2f: passed\n",
-			res.FoldOverCeiling, res.Fold.Best, res.Ceiling.Best, len(res.Fold.Runs), *floor)
+		fmt.Fprintf(stderr, "tallybench: fold/ceiling %.2f (median of the runs %s), floor %.2f: passed\n",
+			res.FoldOverCeilingMedian, harness.Ratios(res), *floor)
 	}
 	return 0
 }
