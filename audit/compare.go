@@ -103,9 +103,18 @@ func Verify(ctx context.Context, e *tally.Election, stream jetstream.Stream, sto
 	rep := &Report{Election: e.ID, Stream: info.Config.Name, StreamLastSeq: info.State.LastSeq, Checkpoint: meta.Checkpoint}
 	f := New(e)
 	upTo := min(meta.Checkpoint, info.State.LastSeq)
-	n, _, err := ReadStream(ctx, stream, upTo, func(seq uint64, subject string, data []byte) { f.Apply(seq, subject, data) })
+	n, last, err := ReadStream(ctx, stream, upTo, func(seq uint64, subject string, data []byte) { f.Apply(seq, subject, data) })
 	if err != nil {
 		return nil, err
+	}
+	// The projections folded every sequence from 1 through the checkpoint,
+	// and tally's streams never delete (events.StreamConfig): a recompute
+	// from fewer messages is no audit. A message deleted or purged from the
+	// stream, or a read that ended early, fails here rather than passing
+	// as a smaller election.
+	if n != upTo {
+		return nil, fmt.Errorf("short read of stream %s: read %d messages (the last at seq %d), want %d: seqs 1 through %d, which the projections folded; the stream holds %d messages, first seq %d, last seq %d, %d deleted",
+			rep.Stream, n, last, upTo, upTo, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq, info.State.NumDeleted)
 	}
 	rep.EventsRead = n
 	var diffs []Difference

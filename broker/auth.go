@@ -220,9 +220,12 @@ func Users(e *tally.Election, roles Roles, authorized ...Authorized) []*server.N
 func ConfigSnippet(e *tally.Election, users []*server.NkeyUser) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# nats-server authorization for tally election %s.\n", e.ID)
-	b.WriteString("# Every sealed station may publish only its own minutes subjects and\n")
-	b.WriteString("# subscribe only to its own inbox (its client sets the inbox prefix\n")
-	b.WriteString("# _INBOX.<station>). Anonymous connections are refused.\n")
+	b.WriteString("# tally's gateway and aggregator have identities of their own. Every\n")
+	b.WriteString("# sealed station, and every identity the operator bound to one station,\n")
+	b.WriteString("# may publish only that station's minutes subjects and subscribe only to\n")
+	b.WriteString("# its own inbox (its client sets the inbox prefix _INBOX.<station>); an\n")
+	b.WriteString("# identity bound to no station may publish every station's minutes. No\n")
+	b.WriteString("# station may call the JetStream API. Anonymous connections are refused.\n")
 	b.WriteString("# Store acknowledged writes before answering: in the jetstream block\n")
 	b.WriteString("# set sync_interval: always.\n")
 	b.WriteString("authorization {\n  users = [\n")

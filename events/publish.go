@@ -23,6 +23,8 @@ type Publisher struct {
 	e  *tally.Election
 	n  int // partitions
 
+	gc *GroupCommit // nil: every minutes is published on its own
+
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream // looked up at the first duplicate
 }
@@ -59,74 +61,174 @@ type Published struct {
 // nats.go's default limit of outstanding async publishes.
 const publishWindow = 512
 
+// GroupCommit makes p store the minutes of concurrent Publish calls
+// together, in JetStream atomic batches through gc (which the caller runs),
+// whenever a call holds at most a batch's worth. It must be called before
+// the first Publish. A stream that refuses a batch (one created without
+// AllowAtomicPublish, or a Nats-Msg-Id it already holds) gets that call's
+// minutes one by one, as without group commit.
+func (p *Publisher) GroupCommit(gc *GroupCommit) { p.gc = gc }
+
 // Publish stores ms on the stream and returns once JetStream acknowledged
 // every one of them. REQUIRES: every minutes passed Election.Check.
 // On error some of ms may be stored: retrying the same minutes is safe,
 // they carry the same Nats-Msg-Id.
 func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published, error) {
+	msgs := make([]*nats.Msg, len(ms))
+	parts := make([]int, len(ms))
+	var buf []byte
+	for i := range ms {
+		m := &ms[i]
+		s, ok := p.e.StationIndex(m.Station)
+		if !ok {
+			return Published{}, fmt.Errorf("publish minutes %d: %w %q", i, tally.ErrUnknownStation, m.Station)
+		}
+		buf = AppendBinary(buf[:0], m)
+		payload := append([]byte(nil), buf...)
+		msgs[i] = &nats.Msg{
+			Subject: Subject(p.e, s, m.Contest),
+			Data:    payload,
+			Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(m, payload)}},
+		}
+		parts[i] = StationPartition(p.e, s, p.n)
+	}
 	var out Published
-	futures := make([]jetstream.PubAckFuture, 0, min(len(ms), publishWindow))
-	parts := make([]int, 0, min(len(ms), publishWindow))
 	if p.n > 1 {
 		out.Positions = map[int]uint64{}
 	}
-	var buf []byte
-	for start := 0; start < len(ms); start += publishWindow {
-		futures, parts = futures[:0], parts[:0]
-		for i := start; i < min(start+publishWindow, len(ms)); i++ {
-			m := &ms[i]
-			s, ok := p.e.StationIndex(m.Station)
-			if !ok {
-				return Published{}, fmt.Errorf("publish minutes %d: %w %q", i, tally.ErrUnknownStation, m.Station)
-			}
-			buf = AppendBinary(buf[:0], m)
-			payload := append([]byte(nil), buf...)
-			msg := &nats.Msg{
-				Subject: Subject(p.e, s, m.Contest),
-				Data:    payload,
-				Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(m, payload)}},
-			}
-			part := StationPartition(p.e, s, p.n)
-			f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(PartitionStreamName(p.e.ID, part, p.n)))
-			if err != nil {
-				return Published{}, fmt.Errorf("%w: publish minutes %d: %v", ErrNotStored, i, err)
-			}
-			futures, parts = append(futures, f), append(parts, part)
-		}
-		for k, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				seq := ack.Sequence
-				if ack.Duplicate {
-					// A duplicate ack says the id is taken, not that these
-					// minutes are stored: check what the stream holds.
-					var same bool
-					var err error
-					if seq, same, err = p.duplicate(ctx, f.Msg(), ack.Stream, ack.Sequence); err != nil {
-						return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, start+k, err)
-					}
-					if same {
-						out.Duplicates++
-					} else {
-						out.Claimed++
-					}
-				}
-				if out.Positions != nil {
-					out.Positions[parts[k]] = max(out.Positions[parts[k]], seq)
-				} else {
-					out.Seq = max(out.Seq, seq)
-				}
-			case err := <-f.Err():
-				return Published{}, fmt.Errorf("%w: minutes %d: %v", ErrNotStored, start+k, err)
-			case <-ctx.Done():
-				return Published{}, fmt.Errorf("%w: minutes %d: no acknowledgement: %v", ErrNotStored, start+k, ctx.Err())
-			}
-		}
+	var err error
+	if p.gc != nil && len(ms) <= p.gc.max {
+		err = p.publishGrouped(ctx, msgs, parts, &out)
+	} else {
+		err = p.publishAsync(ctx, msgs, parts, nil, &out)
+	}
+	if err != nil {
+		return Published{}, err
 	}
 	for _, seq := range out.Positions {
 		out.Seq += seq
 	}
 	return out, nil
+}
+
+// stored notes that a minutes of partition part is stored at seq.
+func (out *Published) stored(part int, seq uint64) {
+	if out.Positions != nil {
+		out.Positions[part] = max(out.Positions[part], seq)
+	} else {
+		out.Seq = max(out.Seq, seq)
+	}
+}
+
+// publishGrouped stores msgs through the group committer, one batch per
+// partition touched; a partition whose stream refuses the batch gets its
+// minutes one by one.
+func (p *Publisher) publishGrouped(ctx context.Context, msgs []*nats.Msg, parts []int, out *Published) error {
+	byPart := map[int][]int{} // partition → indexes into msgs
+	for i, part := range parts {
+		byPart[part] = append(byPart[part], i)
+	}
+	type result struct {
+		part int
+		idx  []int
+		acks []jetstream.PubAck
+		err  error
+	}
+	results := make(chan result, len(byPart))
+	for part, idx := range byPart {
+		go func() {
+			batch := make([]*nats.Msg, len(idx))
+			for k, i := range idx {
+				batch[k] = msgs[i]
+			}
+			acks, err := p.gc.Store(ctx, PartitionStreamName(p.e.ID, part, p.n), batch)
+			results <- result{part, idx, acks, err}
+		}()
+	}
+	var first error
+	for range byPart {
+		r := <-results
+		switch {
+		case r.err == nil:
+			for k, ack := range r.acks {
+				if err := p.acknowledged(ctx, msgs[r.idx[k]], ack, r.part, out); err != nil && first == nil {
+					first = fmt.Errorf("%w: minutes %d: %v", ErrNotStored, r.idx[k], err)
+				}
+			}
+		case errors.Is(r.err, ErrBatchRefused):
+			sub := make([]*nats.Msg, len(r.idx))
+			subParts := make([]int, len(r.idx))
+			for k, i := range r.idx {
+				sub[k], subParts[k] = msgs[i], parts[i]
+			}
+			if err := p.publishAsync(ctx, sub, subParts, r.idx, out); err != nil && first == nil {
+				first = err
+			}
+		default:
+			if first == nil {
+				first = fmt.Errorf("%w: minutes %d: %v", ErrNotStored, r.idx[0], r.err)
+			}
+		}
+	}
+	return first
+}
+
+// publishAsync stores msgs one by one, pipelined (publishWindow at a
+// time). Errors number msgs[i] as the request's minutes idx[i] (i when idx
+// is nil).
+func (p *Publisher) publishAsync(ctx context.Context, msgs []*nats.Msg, parts []int, idx []int, out *Published) error {
+	num := func(i int) int {
+		if idx == nil {
+			return i
+		}
+		return idx[i]
+	}
+	futures := make([]jetstream.PubAckFuture, 0, min(len(msgs), publishWindow))
+	for start := 0; start < len(msgs); start += publishWindow {
+		futures = futures[:0]
+		for i := start; i < min(start+publishWindow, len(msgs)); i++ {
+			f, err := p.js.PublishMsgAsync(msgs[i], jetstream.WithExpectStream(PartitionStreamName(p.e.ID, parts[i], p.n)))
+			if err != nil {
+				return fmt.Errorf("%w: publish minutes %d: %v", ErrNotStored, num(i), err)
+			}
+			futures = append(futures, f)
+		}
+		for k, f := range futures {
+			i := start + k
+			select {
+			case ack := <-f.Ok():
+				if err := p.acknowledged(ctx, f.Msg(), *ack, parts[i], out); err != nil {
+					return fmt.Errorf("%w: minutes %d: %v", ErrNotStored, num(i), err)
+				}
+			case err := <-f.Err():
+				return fmt.Errorf("%w: minutes %d: %v", ErrNotStored, num(i), err)
+			case <-ctx.Done():
+				return fmt.Errorf("%w: minutes %d: no acknowledgement: %v", ErrNotStored, num(i), ctx.Err())
+			}
+		}
+	}
+	return nil
+}
+
+// acknowledged notes in out the stream's acknowledgement of msg, of
+// partition part. A duplicate acknowledgement says the id is taken, not
+// that these minutes are stored: it checks what the stream holds.
+func (p *Publisher) acknowledged(ctx context.Context, msg *nats.Msg, ack jetstream.PubAck, part int, out *Published) error {
+	seq := ack.Sequence
+	if ack.Duplicate {
+		var same bool
+		var err error
+		if seq, same, err = p.duplicate(ctx, msg, ack.Stream, ack.Sequence); err != nil {
+			return err
+		}
+		if same {
+			out.Duplicates++
+		} else {
+			out.Claimed++
+		}
+	}
+	out.stored(part, seq)
+	return nil
 }
 
 // duplicate handles a duplicate acknowledgement of msg at seq: when the

@@ -120,6 +120,8 @@ func StreamConfig(electionID string, replicas int) jetstream.StreamConfig {
 		Replicas:    replicas,
 		// A minutes event is small; anything large is not minutes.
 		MaxMsgSize: 64 << 10,
+		// Lets the gateway store concurrent submissions together (GroupCommit).
+		AllowAtomicPublish: true,
 	}
 }
 

@@ -31,6 +31,9 @@ type metrics struct {
 	// for officials, and those the full log could not keep.
 	refusals     prometheus.Counter
 	refusalsLost prometheus.Counter
+	// groupCommit is the number of minutes stored together per commit of
+	// the gateway's group committer, by kind (atomic batch or each).
+	groupCommit *prometheus.HistogramVec
 }
 
 func newMetrics(store *projections.Store) *metrics {
@@ -64,6 +67,11 @@ func newMetrics(store *projections.Store) *metrics {
 			Name: "tally_applied_sequence",
 			Help: "Stream sequence of the last event folded and committed.",
 		}),
+		groupCommit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tally_gateway_commit_minutes",
+			Help:    "Minutes of concurrent submissions stored together per commit: kind atomic is one JetStream atomic batch (a few fsyncs whatever its size), kind each is fewer minutes published one by one.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}, []string{"kind"}),
 		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_http_requests_total",
 			Help: "HTTP requests by route and status code.",
@@ -95,7 +103,7 @@ func newMetrics(store *projections.Store) *metrics {
 		}),
 	}
 	reg.MustRegister(m.events, m.batchSize, m.commit, m.lag, m.pending, m.appliedSeq,
-		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.sseRefused, m.refusals, m.refusalsLost,
+		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.sseRefused, m.refusals, m.refusalsLost, m.groupCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		pebbleCollector{store: store}, progressCollector{store: store}, buildInfoGauge())
 	for _, o := range []projections.Outcome{projections.Applied, projections.Stale, projections.Duplicate, projections.Rejected} {

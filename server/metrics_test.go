@@ -125,6 +125,11 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	if got := value(t, m, "tally_fold_batch_events_sum", nil); got != 586 {
 		t.Errorf("events in fold batches = %v, want 586", got)
 	}
+	// Every stored minutes went through the group committer once: the
+	// example night in atomic batches, the two single ones alone.
+	if got := value(t, m, "tally_gateway_commit_minutes_sum", map[string]string{"kind": "atomic"}) + value(t, m, "tally_gateway_commit_minutes_sum", map[string]string{"kind": "each"}); got != 586 {
+		t.Errorf("minutes through the group committer = %v, want 586", got)
+	}
 	if value(t, m, "tally_fold_commit_seconds_count", nil) < 3 {
 		t.Error("fewer than 3 commits observed")
 	}

@@ -61,6 +61,10 @@ type Config struct {
 	// PublishTimeout bounds the wait for JetStream's acknowledgements of
 	// one submission; past it the answer is 503. Default 10 s.
 	PublishTimeout time.Duration
+	// NoGroupCommit publishes every minutes on its own instead of storing
+	// concurrent submissions together in JetStream atomic batches
+	// (events.GroupCommit).
+	NoGroupCommit bool
 	// MaxPending bounds how far the fold may fall behind the stream (in
 	// events) before submissions are refused with 429. Default 100,000.
 	MaxPending uint64
@@ -184,6 +188,7 @@ type Server struct {
 	stream    jetstream.Stream
 	store     *projections.Store
 	pub       *events.Publisher
+	gc        *events.GroupCommit // nil with NoGroupCommit
 	ln        net.Listener
 	http      *http.Server
 	metrics   *metrics
@@ -314,6 +319,17 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 	s.pub = events.NewPublisher(pubJS, s.e)
+	if !cfg.NoGroupCommit {
+		s.gc = events.NewGroupCommit(pubJS, 0, cfg.PublishTimeout)
+		s.gc.OnCommit = func(n int, atomic bool) {
+			kind := "each"
+			if atomic {
+				kind = "atomic"
+			}
+			s.metrics.groupCommit.WithLabelValues(kind).Observe(float64(n))
+		}
+		s.pub.GroupCommit(s.gc)
+	}
 	var tlsConfig *tls.Config
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		if cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" {
@@ -571,6 +587,15 @@ func (s *Server) Run(ctx context.Context) error {
 	foldDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(3)
+	if s.gc != nil {
+		// The group committer serves the requests until the HTTP server
+		// has drained them, like the hub.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.gc.Run(hubCtx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		s.hub.run(hubCtx)

@@ -40,7 +40,7 @@ var commands = []command{
 	{"verify", "audit the projections against the stream and the seals", runVerify},
 	{"simulate", "play an election night of count minutes against a server", runSimulate},
 	{"keys", "make station key pairs and seal an election file", runKeys},
-	{"nats-config", "print nats-server permissions for a sealed election", runNATSConfig},
+	{"nats-config", "print nats-server permissions for an external NATS server", runNATSConfig},
 	{"version", "print tally's version and the revision it was built from", runVersion},
 }
 

@@ -59,6 +59,7 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
 	replicas := fs.Int("replicas", 1, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
 	node := fs.String("node", projections.DefaultNode, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
+	noGroupCommit := fs.Bool("no-group-commit", false, "publish every submitted minutes on its own, instead of storing the minutes of concurrent submissions together in one JetStream atomic batch (one batch costs a few fsyncs whatever its size); a stream created by an older tally refuses batches and gets them one by one anyway")
 	publishTimeout := fs.Duration("publish-timeout", 10*time.Second, "how long a submission waits for JetStream to store it before the answer is 503 (retry): on a cluster, a request in flight when the stream's leader dies waits this long")
 	batch := fs.Int("batch", 10000, "most minutes folded per Pebble commit")
 	seedDir := fs.String("nats-seed-dir", "", "with --nats: `DIR` holding tally's NATS keys, gateway.seed and aggregator.seed, as 'tally nats-config' makes them")
@@ -141,7 +142,7 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	cfg := server.Config{
 		Election: e, DataDir: *dataDir, HTTPAddr: *httpAddr,
 		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas, Node: *node,
-		BatchSize: *batch, Logger: logger, PublishTimeout: *publishTimeout,
+		BatchSize: *batch, Logger: logger, PublishTimeout: *publishTimeout, NoGroupCommit: *noGroupCommit,
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
 		MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
 		ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout,
