@@ -80,8 +80,9 @@ type Roles struct {
 	Aggregator string
 	// Partitions is the number of minutes streams (--partitions); 0 or 1:
 	// the one stream. Both roles get the same rights on every partition's
-	// stream, and the aggregator may look up the one stream too, to
-	// refuse a start with another number (EnsurePartitionStreams).
+	// stream, and the aggregator may look up the one stream too (with one
+	// stream, partition 0's), to refuse a start with another number
+	// (EnsurePartitionStreams).
 	Partitions int
 }
 
@@ -163,6 +164,10 @@ func Users(e *tally.Election, roles Roles, authorized ...Authorized) []*server.N
 	agg := []string{"$JS.API.INFO"}
 	if n > 1 {
 		agg = append(agg, "$JS.API.STREAM.INFO."+events.StreamName(e.ID))
+	} else {
+		// To refuse a start with one stream where partitions exist
+		// (ExistingPartitions looks up partition 0's stream).
+		agg = append(agg, "$JS.API.STREAM.INFO."+events.PartitionStreamName(e.ID, 0, 2))
 	}
 	for p := range n {
 		stream := events.PartitionStreamName(e.ID, p, n)

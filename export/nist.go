@@ -207,7 +207,19 @@ func WriteNIST(w io.Writer, v *projections.View, opts NISTOptions) error {
 	nw.raw(`,"Issuer":"tally","IssuerAbbreviation":"tally","VendorApplicationId":"tally","SequenceStart":1,"SequenceEnd":1,"Status":`)
 	nw.value(status)
 	nw.raw(`,"Notes":`)
-	nw.value("applied_seq " + strconv.FormatUint(v.AppliedSeq(), 10) + ": every figure of this report reflects the minutes stream up to this position")
+	if pos := v.AppliedPositions(); pos != nil {
+		// Partitions: one snapshot per partition (projections.View).
+		note := "applied_seq " + strconv.FormatUint(v.AppliedSeq(), 10) + " (the sum of the partitions' positions): every figure of this report reflects its partition's minutes stream up to its position:"
+		for p := range len(pos) {
+			note += " partition " + strconv.Itoa(p) + " at " + strconv.FormatUint(pos[p], 10)
+			if p < len(pos)-1 {
+				note += ","
+			}
+		}
+		nw.value(note)
+	} else {
+		nw.value("applied_seq " + strconv.FormatUint(v.AppliedSeq(), 10) + ": every figure of this report reflects the minutes stream up to this position")
+	}
 
 	// Reporting units: the election, the areas, the stations, the units.
 	nw.raw(`,"GpUnit":[`)

@@ -1,6 +1,9 @@
 package projections
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,5 +34,27 @@ func TestParseAck(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { parseAck("$JS.ACK._.H.S.C.2.43.41.1700000000123456790.0.R") }); n != 0 {
 		t.Fatalf("%v allocations", n)
+	}
+}
+
+// TestSeqCheck: the fold's consumer must deliver every stream sequence in
+// order; a redelivery passes (the fold skips it), a gap is ErrDeliveryGap
+// (formerly server.TestGapGuard).
+func TestSeqCheck(t *testing.T) {
+	c := seqCheck{next: 11}
+	var passed []uint64
+	var gapErr error
+	for _, seq := range []uint64{11, 12, 12, 13, 15, 16, 14} {
+		if err := c.check(seq); err != nil {
+			gapErr = err
+			break
+		}
+		passed = append(passed, seq)
+	}
+	if fmt.Sprint(passed) != "[11 12 12 13]" || !errors.Is(gapErr, ErrDeliveryGap) || c.next != 14 {
+		t.Fatalf("passed %v, err %v, next %d; want [11 12 12 13], a gap at 14→15", passed, gapErr, c.next)
+	}
+	if want := "expected stream sequence 14, got 15"; !strings.Contains(gapErr.Error(), want) {
+		t.Fatalf("error %q does not say %q", gapErr, want)
 	}
 }

@@ -98,21 +98,59 @@
 //
 // With --partitions N > 1 (CONTRACT §6 v2) the minutes are in N streams, by
 // province (events.Partition: FNV-1a of the province id mod N). Partition p
-// is folded into a store of its own (its own Pebble directory), by an
-// Aggregator of its own with its own durable consumer, so each partition
-// has its own checkpoint, written in the same batch as that partition's
-// effects, and its own fsyncs on its own files. Partitions share no
-// aggregate, since every unit, council and area lies within one province
+// is folded into a store of its own (PartitionDir: DataDir/projections-p<p>)
+// by a Follower of its own with its own durable consumer
+// (PartitionConsumer: tally-fold[-<node>]-<p>), so each partition has its
+// own checkpoint, written in the same batch as that partition's effects,
+// and its own fsyncs on its own files. Partitions share no aggregate, since
+// every unit, council and area lies within one province
 // (events.CheckPartitionable refuses a file where one does not), so they
-// fold in parallel with no coordination; a unit's or an area's result is
-// read from the store of its province's partition.
+// fold in parallel with no coordination.
+//
+// Partition p's store is opened with p's part of the election
+// (PartElections, tally.Election.Restrict): the areas, stations and units of
+// its provinces, every id and every contest kept. Its fold state is sized by
+// its own stations, not the whole file, and its fingerprint is that of its
+// part: a file changed anywhere changes the part of the partition holding
+// the change (a station's province, a unit's), whose store then refuses to
+// open (ErrElectionMismatch); a change outside every province (the
+// election's name, a contest's) changes every part. A partition's fold
+// reports changed results by index in its part; Parts.WholeRef maps them
+// to the whole file's.
+//
+// Parts routes the queries: a unit's and an area's result are read from
+// the store of its province's partition, a station's view from its
+// station's; the status sums the partitions' metas; a View of Parts holds
+// one snapshot per partition, taken one after another, so an export's
+// figures each reflect their own partition's snapshot (stated per
+// partition in AppliedPositions) and the applied_seq it states is their
+// sum. Results read through Parts carry AppliedPositions, every
+// partition's position, and an AppliedSeq that is their sum: the result's
+// own partition's position is the one its figures reflect, read from the
+// same snapshot; the others' are their checkpoints when read, which the
+// result does not depend on.
 //
 // INVARIANT (per partition): a message of partition p's stream at or below
 // p's checkpoint has been applied to p's store, with durable effects; one
 // above it has had no effect on any store. Restarting each partition from
 // its own checkpoint applies every message exactly once
 // (TestPartitionsSurviveKill kills a process folding four partitions and
-// checks each store against the audit fold of its stream). The positions
-// of different partitions are not comparable: a client waits for its
-// submission's position in each partition it touched.
+// checks each store against the audit fold of its stream;
+// cmd/tally TestPartitionsEndToEnd kills tally serve --partitions 4 and
+// compares every result with --partitions 1). The positions of different
+// partitions are not comparable: a client waits for its submission's
+// position in each partition it touched.
+//
+// # Following a stream
+//
+// A Follower runs an Aggregator over one stream and, when it stops on an
+// error a new consumer can cure (NATS gone, the consumer deleted, a request
+// timing out), starts a new one from the checkpoint, with backoff; an error
+// of the store or of the stream's integrity (Fatal) ends it. The aggregator
+// checks, where it parses each message's ack subject, that the consumer
+// delivers every stream sequence in order (seqCheck): a message lost in
+// transit would otherwise be skipped for good, since the fold takes a
+// sequence at or below its checkpoint as applied. At a gap it commits what
+// came before and stops with ErrDeliveryGap; the follower's next consumer,
+// created right after the checkpoint, delivers the lost message again.
 package projections

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -28,6 +29,19 @@ func FoldConsumer(node string) (string, error) {
 		return "tally-fold", nil
 	}
 	return "tally-fold-" + node, nil
+}
+
+// PartitionConsumer returns the durable consumer name of node's fold of
+// partition p out of n: FoldConsumer(node) when n is 1, else
+// FoldConsumer(node) + "-<p>" (tally-fold-<p>, tally-fold-<node>-<p>).
+// Each lives on its own partition's stream, where distinct nodes still
+// give distinct names.
+func PartitionConsumer(node string, p, n int) (string, error) {
+	name, err := FoldConsumer(node)
+	if err != nil || n <= 1 {
+		return name, err
+	}
+	return name + "-" + strconv.Itoa(p), nil
 }
 
 // CheckNodeName reports whether node may name a tally node: 1 to 64 ASCII

@@ -36,6 +36,9 @@ type AreaResult struct {
 	Votes      map[string]int64 `json:"votes,omitzero"`
 	Units      UnitsSummary     `json:"units"`
 	AppliedSeq uint64           `json:"applied_seq"`
+	// AppliedPositions: with partitions, every partition's position (see
+	// Parts); nil without.
+	AppliedPositions map[int]uint64 `json:"applied_positions,omitempty"`
 
 	// hasVotes: the result carries votes (Votes may be nil when read for
 	// the SSE hub, which renders them from sorted).
@@ -113,6 +116,10 @@ func (r *AreaResult) AppendJSON(dst []byte) []byte {
 	dst = num(dst, "winners", int64(u.Winners))
 	dst = append(dst, `},"applied_seq":`...)
 	dst = strconv.AppendUint(dst, r.AppliedSeq, 10)
+	if len(r.AppliedPositions) > 0 {
+		dst = append(dst, `,"applied_positions":`...)
+		dst = appendPositions(dst, r.AppliedPositions)
+	}
 	return append(dst, '}')
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -103,4 +104,38 @@ func Rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 			return n, err
 		}
 	}
+}
+
+// RebuildPartitions rebuilds the projections of every partition under
+// dataDir (PartitionDir) from its own stream, streams[p] for partition p,
+// in parallel: each partition folds the part of the election in its
+// provinces (PartElections) into a store of its own, exactly as
+// RebuildDir does for one. It returns the messages read per partition.
+// With one stream it is RebuildDir of DataDir/projections.
+func RebuildPartitions(ctx context.Context, streams []jetstream.Stream, e *tally.Election, dataDir string) ([]uint64, error) {
+	n := len(streams)
+	elections, err := PartElections(e, n)
+	if err != nil {
+		return nil, err
+	}
+	read := make([]uint64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			read[p], errs[p] = RebuildDir(ctx, streams[p], elections[p], PartitionDir(dataDir, p, n))
+		}()
+	}
+	wg.Wait()
+	for p, err := range errs {
+		if err != nil {
+			if n > 1 {
+				return read, fmt.Errorf("partition %d: %w", p, err)
+			}
+			return read, err
+		}
+	}
+	return read, nil
 }

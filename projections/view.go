@@ -20,10 +20,18 @@ import (
 //
 // A View is not safe for concurrent use. It pins the snapshot's data until
 // Close; keep it open no longer than one export.
+//
+// A view of Parts with n > 1 partitions holds one snapshot per partition
+// (sub), taken one after the other: each result reflects its own
+// partition's snapshot, stated in its AppliedPositions, and the view's
+// AppliedSeq is the sum of the positions. Partitions share no aggregate,
+// so no result straddles two snapshots.
 type View struct {
 	s    *Store
 	snap *pebble.Snapshot
-	meta Meta
+	meta Meta // with sub: summed
+	ps   *Parts
+	sub  []*View
 }
 
 // View opens a view of the projections as they are now.
@@ -37,17 +45,52 @@ func (s *Store) View() (*View, error) {
 	return &View{s: s, snap: snap, meta: meta}, nil
 }
 
-// Close releases the view's snapshot.
-func (v *View) Close() error { return v.snap.Close() }
+// Close releases the view's snapshots.
+func (v *View) Close() error {
+	if v.sub == nil {
+		return v.snap.Close()
+	}
+	var first error
+	for _, sv := range v.sub {
+		if sv == nil {
+			continue
+		}
+		if err := sv.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
 
-// AppliedSeq is the stream position every result of the view reflects.
+// AppliedSeq is the stream position every result of the view reflects;
+// with partitions, the sum of AppliedPositions.
 func (v *View) AppliedSeq() uint64 { return v.meta.Checkpoint }
 
-// Meta returns the fold's position and counters at the view's snapshot.
+// AppliedPositions returns, with partitions, the position of each
+// partition's snapshot; nil without.
+func (v *View) AppliedPositions() map[int]uint64 {
+	if v.sub == nil {
+		return nil
+	}
+	pos := make(map[int]uint64, len(v.sub))
+	for p, sv := range v.sub {
+		pos[p] = sv.meta.Checkpoint
+	}
+	return pos
+}
+
+// Meta returns the fold's position and counters at the view's snapshot
+// (summed over partitions).
 func (v *View) Meta() Meta { return v.meta }
 
-// Election returns the election the projections were built for.
-func (v *View) Election() *tally.Election { return v.s.e }
+// Election returns the election the projections were built for: with
+// partitions, the whole election.
+func (v *View) Election() *tally.Election {
+	if v.ps != nil {
+		return v.ps.e
+	}
+	return v.s.e
+}
 
 // aggregateReader reads an aggregate and the stream position it reflects:
 // the Store from a fresh snapshot per read, a View from its own.
@@ -63,13 +106,37 @@ func (v *View) readAggregate(key []byte, nvotes int) (aggregate, uint64, error) 
 // AreaResult returns the result of contest in area, as Store.AreaResult
 // does, at the view's position.
 func (v *View) AreaResult(contest, area string) (*AreaResult, error) {
-	return v.s.areaResult(v, contest, area, true)
+	if v.sub == nil {
+		return v.s.areaResult(v, contest, area, true)
+	}
+	p, err := v.ps.areaPartition(contest, area)
+	if err != nil {
+		return nil, err
+	}
+	res, err := v.sub[p].AreaResult(contest, area)
+	if err != nil {
+		return nil, err
+	}
+	res.AppliedPositions, res.AppliedSeq = v.AppliedPositions(), v.AppliedSeq()
+	return res, nil
 }
 
 // UnitResult returns the result of unit in contest, as Store.UnitResult
 // does, at the view's position.
 func (v *View) UnitResult(contest, unit string) (*UnitResult, error) {
-	return v.s.unitResult(v, contest, unit)
+	if v.sub == nil {
+		return v.s.unitResult(v, contest, unit)
+	}
+	p, err := v.ps.unitPartition(contest, unit)
+	if err != nil {
+		return nil, err
+	}
+	res, err := v.sub[p].UnitResult(contest, unit)
+	if err != nil {
+		return nil, err
+	}
+	res.AppliedPositions, res.AppliedSeq = v.AppliedPositions(), v.AppliedSeq()
+	return res, nil
 }
 
 // AreaResults yields the result of contest in every area of the election,
@@ -77,12 +144,13 @@ func (v *View) UnitResult(contest, unit string) (*UnitResult, error) {
 // yields.
 func (v *View) AreaResults(contest string) iter.Seq2[*AreaResult, error] {
 	return func(yield func(*AreaResult, error) bool) {
-		if _, ok := v.s.e.ContestIndex(contest); !ok {
+		e := v.Election()
+		if _, ok := e.ContestIndex(contest); !ok {
 			yield(nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest))
 			return
 		}
-		for i := range v.s.e.Areas {
-			r, err := v.AreaResult(contest, v.s.e.Areas[i].ID)
+		for i := range e.Areas {
+			r, err := v.AreaResult(contest, e.Areas[i].ID)
 			if !yield(r, err) || err != nil {
 				return
 			}
@@ -94,13 +162,14 @@ func (v *View) AreaResults(contest string) iter.Seq2[*AreaResult, error] {
 // the election file. It stops at the first error, which it yields.
 func (v *View) UnitResults(contest string) iter.Seq2[*UnitResult, error] {
 	return func(yield func(*UnitResult, error) bool) {
-		c, ok := v.s.e.ContestIndex(contest)
+		e := v.Election()
+		c, ok := e.ContestIndex(contest)
 		if !ok {
 			yield(nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest))
 			return
 		}
-		for i := range v.s.e.Contests[c].Units {
-			r, err := v.UnitResult(contest, v.s.e.Contests[c].Units[i].ID)
+		for i := range e.Contests[c].Units {
+			r, err := v.UnitResult(contest, e.Contests[c].Units[i].ID)
 			if !yield(r, err) || err != nil {
 				return
 			}
@@ -135,6 +204,13 @@ func (r *StationResult) Reporting() bool {
 // tally.ErrUnknownStation, or tally.ErrUnknownUnit when the station does not
 // vote in the contest.
 func (v *View) Station(contest, station string) (*StationResult, error) {
+	if v.sub != nil {
+		p, err := v.ps.stationPartition(contest, station)
+		if err != nil {
+			return nil, err
+		}
+		return v.sub[p].Station(contest, station)
+	}
 	e := v.s.e
 	c, ok := e.ContestIndex(contest)
 	if !ok {

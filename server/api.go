@@ -132,9 +132,13 @@ func (s *Server) handleElection(w http.ResponseWriter, r *http.Request) {
 
 // SubmitResponse is the 202 answer to a submission.
 type SubmitResponse struct {
-	Accepted   int    `json:"accepted"`
-	Seq        uint64 `json:"seq"`
-	Duplicates int    `json:"duplicates"` // already stored by an earlier, identical submission
+	Accepted int    `json:"accepted"`
+	Seq      uint64 `json:"seq"`
+	// Positions: with partitions (CONTRACT §6 v2), the stream position of
+	// the request's last minutes in each partition it touched; Seq is then
+	// their sum, for display only.
+	Positions  map[int]uint64 `json:"positions,omitempty"`
+	Duplicates int            `json:"duplicates"` // already stored by an earlier, identical submission
 }
 
 // ErrorsResponse is the 422 answer: every broken rule of every minutes.
@@ -247,8 +251,13 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Logger.Warn("minutes whose message id another NATS publisher had already used were published again without one; they are stored",
 			"minutes", pub.Claimed, "seq", pub.Seq)
 	}
-	s.adm.noteStored(pub.Seq)
-	writeJSON(w, http.StatusAccepted, SubmitResponse{Accepted: len(ms), Seq: pub.Seq, Duplicates: pub.Duplicates})
+	if pub.Positions == nil {
+		s.adm.noteStored(0, pub.Seq)
+	}
+	for p, seq := range pub.Positions {
+		s.adm.noteStored(p, seq)
+	}
+	writeJSON(w, http.StatusAccepted, SubmitResponse{Accepted: len(ms), Seq: pub.Seq, Positions: pub.Positions, Duplicates: pub.Duplicates})
 }
 
 // Status is the answer of GET /api/v1/status.
@@ -263,6 +272,11 @@ type Status struct {
 	// Refused counts the minutes the gateway refused (422), kept apart
 	// from the stream and listed in GET /api/v1/rejections.
 	Refused uint64 `json:"refused"`
+	// StreamPositions and AppliedPositions: with partitions (CONTRACT §6
+	// v2), each partition stream's last sequence and the fold's position
+	// in it; StreamSeq and AppliedSeq are then their sums.
+	StreamPositions  map[int]uint64 `json:"stream_positions,omitempty"`
+	AppliedPositions map[int]uint64 `json:"applied_positions,omitempty"`
 	// State is "rebuilding" (results withheld until the projections are
 	// rebuilt from the stream), "catching_up" (applying what the stream
 	// received while tally was stopped) or "ready".
@@ -274,19 +288,34 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	// one snapshot under s.mu: the store's committed meta is ahead of the
 	// state for as long as the commit hook has not run, and a status with
 	// applied_seq = stream_seq but "rebuilding" would be a lie.
-	info, err := s.stream.Info(r.Context())
-	if err != nil {
-		w.Header().Set("Retry-After", "2")
-		writeError(w, http.StatusServiceUnavailable, "stream unavailable: "+err.Error())
-		return
+	streamPos := make(map[int]uint64, len(s.streams))
+	var streamSeq uint64
+	for p, st := range s.streams {
+		info, err := st.Info(r.Context())
+		if err != nil {
+			w.Header().Set("Retry-After", "2")
+			writeError(w, http.StatusServiceUnavailable, "stream unavailable: "+err.Error())
+			return
+		}
+		streamPos[p] = info.State.LastSeq
+		streamSeq += info.State.LastSeq
 	}
 	s.mu.Lock()
 	meta, state := s.mu.meta, s.mu.state
+	var applied map[int]uint64
+	if len(s.mu.metas) > 1 {
+		applied = make(map[int]uint64, len(s.mu.metas))
+		for p, m := range s.mu.metas {
+			applied[p] = m.Checkpoint
+		}
+	} else {
+		streamPos = nil
+	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, Status{
-		Election: s.e.ID, StreamSeq: info.State.LastSeq, AppliedSeq: meta.Checkpoint,
+		Election: s.e.ID, StreamSeq: streamSeq, AppliedSeq: meta.Checkpoint,
 		Applied: meta.Applied, Rejected: meta.Rejected, Duplicates: meta.Duplicates, Stale: meta.Stale,
-		Refused: s.refusals.Count(), State: state,
+		Refused: s.refusals.Count(), State: state, StreamPositions: streamPos, AppliedPositions: applied,
 	})
 }
 
@@ -294,7 +323,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 // fold has caught up, results would be partial sums presented as results.
 func (s *Server) withheld(w http.ResponseWriter) bool {
 	s.mu.Lock()
-	state, applied, target := s.mu.state, s.mu.meta.Checkpoint, s.mu.target
+	state, applied := s.mu.state, s.mu.meta.Checkpoint
+	var target uint64
+	for _, t := range s.mu.targets {
+		target += t
+	}
 	s.mu.Unlock()
 	if state != Rebuilding {
 		return false
@@ -309,7 +342,7 @@ func (s *Server) handleArea(w http.ResponseWriter, r *http.Request) {
 	if s.withheld(w) {
 		return
 	}
-	res, err := s.store.AreaResult(r.PathValue("contest"), r.PathValue("area"))
+	res, err := s.parts.AreaResult(r.PathValue("contest"), r.PathValue("area"))
 	s.writeResult(w, res, err)
 }
 
@@ -317,7 +350,7 @@ func (s *Server) handleUnit(w http.ResponseWriter, r *http.Request) {
 	if s.withheld(w) {
 		return
 	}
-	res, err := s.store.UnitResult(r.PathValue("contest"), r.PathValue("unit"))
+	res, err := s.parts.UnitResult(r.PathValue("contest"), r.PathValue("unit"))
 	s.writeResult(w, res, err)
 }
 
@@ -325,12 +358,14 @@ func (s *Server) handleStation(w http.ResponseWriter, r *http.Request) {
 	if s.withheld(w) {
 		return
 	}
-	res, err := s.store.Station(r.PathValue("contest"), r.PathValue("station"))
+	contest, station := r.PathValue("contest"), r.PathValue("station")
+	res, err := s.parts.Station(contest, station)
 	if err != nil {
 		s.writeResult(w, nil, err)
 		return
 	}
-	s.writeResult(w, s.timedStation(r.Context(), res), nil)
+	st, _ := s.e.StationIndex(station) // known: Station found it
+	s.writeResult(w, s.timedStation(r.Context(), s.parts.StationPartition(st), res), nil)
 }
 
 func (s *Server) handleRejections(w http.ResponseWriter, r *http.Request) {

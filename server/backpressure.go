@@ -53,16 +53,22 @@ type admission struct {
 		inFlight int
 		bytes    int64
 	}
-	// stored is the highest stream sequence known to hold minutes (from
-	// JetStream's acknowledgements and the stream's state at start);
-	// applied is the fold's committed checkpoint; pending is what the
-	// consumer reported left after the last batch (it also counts minutes
-	// stations published straight to NATS).
-	stored, applied, pending atomic.Uint64
+	// parts holds each partition's backlog, partition p at index p.
+	parts []partBacklog
 	// folding is set once the fold has caught up with the stream as it
 	// was at start (state ready): before that the backlog is a known,
 	// finite catch-up, not the fold falling behind live traffic.
 	folding atomic.Bool
+}
+
+// partBacklog is what one partition's fold has still to apply: stored is
+// the highest stream sequence known to hold minutes (from JetStream's
+// acknowledgements and the stream's state at start); applied is the fold's
+// committed checkpoint; pending is what the consumer reported left after
+// the last batch (it also counts minutes stations published straight to
+// NATS).
+type partBacklog struct {
+	stored, applied, pending atomic.Uint64
 }
 
 // acquire reserves room for a request of size bytes (-1 if unknown). It
@@ -90,21 +96,37 @@ func (a *admission) release(size int64) {
 	a.mu.Unlock()
 }
 
-// backlog returns how many events the fold has still to apply.
+// backlog returns how many events the folds have still to apply, summed
+// over the partitions.
 func (a *admission) backlog() uint64 {
-	stored, applied := a.stored.Load(), a.applied.Load()
-	var b uint64
-	if stored > applied {
-		b = stored - applied
+	var sum uint64
+	for p := range a.parts {
+		b := &a.parts[p]
+		stored, applied := b.stored.Load(), b.applied.Load()
+		var n uint64
+		if stored > applied {
+			n = stored - applied
+		}
+		sum += max(n, b.pending.Load())
 	}
-	return max(b, a.pending.Load())
+	return sum
 }
 
-// noteStored records that the stream holds minutes up to seq.
-func (a *admission) noteStored(seq uint64) {
+// pendingTotal returns the messages the consumers reported left, summed.
+func (a *admission) pendingTotal() uint64 {
+	var sum uint64
+	for p := range a.parts {
+		sum += a.parts[p].pending.Load()
+	}
+	return sum
+}
+
+// noteStored records that partition p's stream holds minutes up to seq.
+func (a *admission) noteStored(p int, seq uint64) {
+	b := &a.parts[p]
 	for {
-		cur := a.stored.Load()
-		if seq <= cur || a.stored.CompareAndSwap(cur, seq) {
+		cur := b.stored.Load()
+		if seq <= cur || b.stored.CompareAndSwap(cur, seq) {
 			return
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/broker"
-	"github.com/tallyvn/tally/events"
 )
 
 // streamWait bounds how long New waits for an external server's JetStream
@@ -18,27 +17,31 @@ import (
 // which takes seconds: tally started with it waits instead of exiting.
 const streamWait = 30 * time.Second
 
-// ensureStream creates the minutes stream if it is missing, waiting up to
-// streamWait for an external cluster to be able to answer. A stream that
-// exists with another replication factor is used as it is: --replicas
-// applies when tally creates the stream.
-func (s *Server) ensureStream(ctx context.Context) (jetstream.Stream, error) {
-	cfg := events.StreamConfig(s.e.ID, s.cfg.Replicas)
+// ensureStreams creates the minutes streams if they are missing (one, or
+// one per partition: broker.EnsurePartitionStreams), waiting up to
+// streamWait for an external cluster to be able to answer. Streams that
+// exist split into another number of partitions are refused, saying what
+// exists. A stream that exists with another replication factor is used as
+// it is: --replicas applies when tally creates the stream.
+func (s *Server) ensureStreams(ctx context.Context) ([]jetstream.Stream, error) {
+	n := s.cfg.Partitions
 	if s.embedded != nil {
-		return broker.EnsureStream(ctx, s.js, cfg)
+		return broker.EnsurePartitionStreams(ctx, s.js, s.e, n, s.cfg.Replicas)
 	}
 	deadline := time.Now().Add(streamWait)
 	backoff := 100 * time.Millisecond
 	for {
-		st, err := broker.EnsureStream(ctx, s.js, cfg)
+		sts, err := broker.EnsurePartitionStreams(ctx, s.js, s.e, n, s.cfg.Replicas)
 		if err == nil {
-			if got := st.CachedInfo().Config.Replicas; got != cfg.Replicas {
-				s.cfg.Logger.Warn("the stream exists with another replication factor; --replicas applies only when tally creates the stream",
-					"stream", cfg.Name, "replicas", got, "asked", cfg.Replicas)
+			for _, st := range sts {
+				if got := st.CachedInfo().Config.Replicas; got != max(s.cfg.Replicas, 1) {
+					s.cfg.Logger.Warn("the stream exists with another replication factor; --replicas applies only when tally creates the stream",
+						"stream", st.CachedInfo().Config.Name, "replicas", got, "asked", s.cfg.Replicas)
+				}
 			}
-			return st, nil
+			return sts, nil
 		}
-		if errors.Is(err, broker.ErrStreamMismatch) || ctx.Err() != nil {
+		if errors.Is(err, broker.ErrStreamMismatch) || errors.Is(err, broker.ErrPartitionMismatch) || ctx.Err() != nil {
 			return nil, err
 		}
 		if time.Now().After(deadline) {

@@ -28,7 +28,7 @@ func (s *Server) view(w http.ResponseWriter) *projections.View {
 	if s.withheld(w) {
 		return nil
 	}
-	v, err := s.store.View()
+	v, err := s.parts.View()
 	if err != nil {
 		s.writeResult(w, nil, err)
 		return nil

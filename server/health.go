@@ -69,25 +69,21 @@ func (s *Server) readiness(ctx context.Context) Health {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	info, err := s.stream.Info(ctx)
+	target, err := s.streamPositions(ctx)
 	if err != nil {
 		h.Reason = "stream unavailable: " + err.Error()
 		return h
 	}
-	target := info.State.LastSeq
-	h.StreamSeq = target
-	if info.State.Msgs == 0 {
-		target = min(target, applied)
-	}
+	h.StreamSeq = sumPositions(target)
 	wait, stop := context.WithTimeout(ctx, readyLag)
 	defer stop()
-	err = s.WaitApplied(wait, target)
+	err = s.WaitPositions(wait, target)
 	h.State, h.AppliedSeq = s.State()
 	switch {
 	case err == nil:
 		h.Ready = true
 	case errors.Is(err, context.DeadlineExceeded):
-		h.Reason = fmt.Sprintf("catching up: applied_seq %d, stream_seq %d", h.AppliedSeq, target)
+		h.Reason = fmt.Sprintf("catching up: applied_seq %d, stream_seq %d", h.AppliedSeq, h.StreamSeq)
 	default:
 		h.Reason = err.Error()
 	}

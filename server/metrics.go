@@ -36,7 +36,7 @@ type metrics struct {
 	groupCommit *prometheus.HistogramVec
 }
 
-func newMetrics(store *projections.Store) *metrics {
+func newMetrics(parts *projections.Parts) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg: reg,
@@ -105,7 +105,7 @@ func newMetrics(store *projections.Store) *metrics {
 	reg.MustRegister(m.events, m.batchSize, m.commit, m.lag, m.pending, m.appliedSeq,
 		m.httpReqs, m.httpLatency, m.sseClients, m.sseDropped, m.sseRefused, m.refusals, m.refusalsLost, m.groupCommit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pebbleCollector{store: store}, progressCollector{store: store}, buildInfoGauge())
+		pebbleCollector{parts: parts}, progressCollector{parts: parts}, buildInfoGauge())
 	for _, o := range []projections.Outcome{projections.Applied, projections.Stale, projections.Duplicate, projections.Rejected} {
 		m.events.WithLabelValues(o.String()) // export zeros from the start
 	}
@@ -113,7 +113,9 @@ func newMetrics(store *projections.Store) *metrics {
 }
 
 // batch records a committed fold batch.
-func (m *metrics) batch(b *projections.BatchInfo) {
+// batch records a committed batch; applied and pending are the sums over
+// the partitions.
+func (m *metrics) batch(b *projections.BatchInfo, applied, pending uint64) {
 	for o, n := range b.Outcomes {
 		if n > 0 && projections.Outcome(o) != projections.Skipped {
 			m.events.WithLabelValues(projections.Outcome(o).String()).Add(float64(n))
@@ -124,8 +126,8 @@ func (m *metrics) batch(b *projections.BatchInfo) {
 	for _, t := range b.Times {
 		m.lag.Observe(b.Done.Sub(t).Seconds())
 	}
-	m.pending.Set(float64(b.Pending))
-	m.appliedSeq.Set(float64(b.Meta.Checkpoint))
+	m.pending.Set(float64(pending))
+	m.appliedSeq.Set(float64(applied))
 }
 
 func (m *metrics) handler() http.Handler {
@@ -165,7 +167,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // pebbleCollector exports the Pebble metrics that matter to an operator,
 // read at scrape time.
-type pebbleCollector struct{ store *projections.Store }
+type pebbleCollector struct{ parts *projections.Parts }
 
 var (
 	descCompactionDebt = prometheus.NewDesc("tally_pebble_compaction_debt_bytes", "Estimated bytes Pebble still has to compact.", nil, nil)
@@ -182,17 +184,26 @@ func (pebbleCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c pebbleCollector) Collect(ch chan<- prometheus.Metric) {
-	pm := c.store.Metrics()
-	ch <- prometheus.MustNewConstMetric(descCompactionDebt, prometheus.GaugeValue, float64(pm.Compact.EstimatedDebt))
-	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(pm.MemTable.Size))
-	ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, float64(pm.DiskSpaceUsage()))
-	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(pm.ReadAmp()))
+	// Summed over the partitions' stores; read amplification, the worst.
+	var debt, mem, disk uint64
+	readAmp := 0
+	for p := range c.parts.N() {
+		pm := c.parts.Store(p).Metrics()
+		debt += pm.Compact.EstimatedDebt
+		mem += pm.MemTable.Size
+		disk += pm.DiskSpaceUsage()
+		readAmp = max(readAmp, pm.ReadAmp())
+	}
+	ch <- prometheus.MustNewConstMetric(descCompactionDebt, prometheus.GaugeValue, float64(debt))
+	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(mem))
+	ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, float64(disk))
+	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(readAmp))
 }
 
 // progressCollector exports each contest's progress, summed over the
 // election's top-level areas at scrape time (label: contest only, so a few
 // series per election, never one per area or station).
-type progressCollector struct{ store *projections.Store }
+type progressCollector struct{ parts *projections.Parts }
 
 var (
 	descExpected  = prometheus.NewDesc("tally_stations_expected", "Stations voting in the contest.", []string{"contest"}, nil)
@@ -207,7 +218,7 @@ func (progressCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
-	e := c.store.Election()
+	e := c.parts.Election()
 	for ci := range e.Contests {
 		contest := e.Contests[ci].ID
 		var expected, reporting, final int64
@@ -216,7 +227,7 @@ func (c progressCollector) Collect(ch chan<- prometheus.Metric) {
 			if e.AreaParent(a) >= 0 || e.Expected(ci, a) == 0 {
 				continue
 			}
-			r, err := c.store.AreaResult(contest, e.Areas[a].ID)
+			r, err := c.parts.AreaResult(contest, e.Areas[a].ID)
 			if err != nil {
 				ok = false
 				break

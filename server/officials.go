@@ -57,28 +57,38 @@ type TimedStationView struct {
 	Current    json.RawMessage     `json:"current"`
 	History    []TimedHistoryEntry `json:"history"`
 	AppliedSeq uint64              `json:"applied_seq"`
+	// Partition: with partitions, the station's; its history's seq are
+	// positions in that partition's stream. Absent without partitions.
+	Partition *int `json:"partition,omitempty"`
 }
 
 // msgTimes remembers when the stream stored each message: a sequence's time
 // never changes, so the cache is never stale, only bounded.
 type msgTimes struct {
 	mu sync.Mutex
-	m  map[uint64]time.Time
+	m  map[timeKey]time.Time
+}
+
+// timeKey is a message: its partition and its sequence there.
+type timeKey struct {
+	p   int
+	seq uint64
 }
 
 const maxCachedTimes = 1 << 20
 
-// msgTime returns when the stream stored message seq, or false if the
-// stream cannot say (an external server whose configuration predates the
-// aggregator's right to read messages).
-func (s *Server) msgTime(ctx context.Context, seq uint64) (time.Time, bool) {
+// msgTime returns when partition p's stream stored message seq, or false
+// if the stream cannot say (an external server whose configuration
+// predates the aggregator's right to read messages).
+func (s *Server) msgTime(ctx context.Context, p int, seq uint64) (time.Time, bool) {
+	key := timeKey{p, seq}
 	s.times.mu.Lock()
-	t, ok := s.times.m[seq]
+	t, ok := s.times.m[key]
 	s.times.mu.Unlock()
 	if ok {
 		return t, true
 	}
-	msg, err := s.stream.GetMsg(ctx, seq)
+	msg, err := s.streams[p].GetMsg(ctx, seq)
 	if err != nil {
 		s.cfg.Logger.Debug("message time", "seq", seq, "err", err)
 		return time.Time{}, false
@@ -86,19 +96,23 @@ func (s *Server) msgTime(ctx context.Context, seq uint64) (time.Time, bool) {
 	t = msg.Time.UTC()
 	s.times.mu.Lock()
 	if s.times.m == nil || len(s.times.m) >= maxCachedTimes {
-		s.times.m = make(map[uint64]time.Time)
+		s.times.m = make(map[timeKey]time.Time)
 	}
-	s.times.m[seq] = t
+	s.times.m[key] = t
 	s.times.mu.Unlock()
 	return t, true
 }
 
-// timedStation adds the times of its history to a station view.
-func (s *Server) timedStation(ctx context.Context, v *projections.StationView) *TimedStationView {
+// timedStation adds the times of its history to a station view of
+// partition p.
+func (s *Server) timedStation(ctx context.Context, p int, v *projections.StationView) *TimedStationView {
 	out := &TimedStationView{Current: v.Current, AppliedSeq: v.AppliedSeq, History: make([]TimedHistoryEntry, len(v.History))}
+	if s.parts.N() > 1 {
+		out.Partition = &p
+	}
 	for i, h := range v.History {
 		out.History[i].HistoryEntry = h
-		if t, ok := s.msgTime(ctx, h.Seq); ok {
+		if t, ok := s.msgTime(ctx, p, h.Seq); ok {
 			out.History[i].Time = &t
 		}
 	}
@@ -231,7 +245,7 @@ func (s *Server) handleAreaReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("area %q has %d stations voting in %q; a report covers at most %d: ask for an area below it", area, n, contest, maxReportStations))
 		return
 	}
-	meta, err := s.store.Meta()
+	meta, err := s.parts.Meta()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -257,7 +271,7 @@ func (s *Server) handleUnitFinal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%v %q in contest %q", tally.ErrUnknownUnit, unit, contest))
 		return
 	}
-	meta, err := s.store.Meta()
+	meta, err := s.parts.Meta()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -268,7 +282,7 @@ func (s *Server) handleUnitFinal(w http.ResponseWriter, r *http.Request) {
 			out.Votes[cand.ID] = 0
 		}
 		for _, st := range s.e.UnitStations(c, u) {
-			view, err := s.store.Station(contest, s.e.Stations[st].ID)
+			view, err := s.parts.Station(contest, s.e.Stations[st].ID)
 			if err != nil {
 				return nil, err
 			}
@@ -302,7 +316,7 @@ func (f *FinalShares) add(m *stationMinutes) {
 func (s *Server) areaReport(ctx context.Context, c, a int) (*AreaReport, error) {
 	e := s.e
 	contest := e.Contests[c].ID
-	meta, err := s.store.Meta()
+	meta, err := s.parts.Meta()
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +333,7 @@ func (s *Server) areaReport(ctx context.Context, c, a int) (*AreaReport, error) 
 		}
 	}
 	rejected := map[string]int{}
-	fold, err := s.store.Rejections("")
+	fold, err := s.parts.Rejections("")
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +348,7 @@ func (s *Server) areaReport(ctx context.Context, c, a int) (*AreaReport, error) 
 			continue
 		}
 		id := e.Stations[st].ID
-		view, err := s.store.Station(contest, id)
+		view, err := s.parts.Station(contest, id)
 		if err != nil {
 			return nil, err
 		}
@@ -347,7 +361,7 @@ func (s *Server) areaReport(ctx context.Context, c, a int) (*AreaReport, error) 
 			sr.Status, sr.Version = m.Status, m.Version
 		}
 		for _, h := range view.History {
-			t, ok := s.msgTime(ctx, h.Seq)
+			t, ok := s.msgTime(ctx, s.parts.StationPartition(st), h.Seq)
 			if ok {
 				sr.LastTime = &t
 			}

@@ -191,7 +191,7 @@ func (l *refusalLog) list(station string) ([]projections.Rejection, error) {
 // rejections merges the fold's rejections and the gateway's refusals in the
 // order they happened.
 func (s *Server) rejections(station string) ([]Rejection, error) {
-	fold, err := s.store.Rejections(station)
+	fold, err := s.parts.Rejections(station)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,11 +43,19 @@ type Config struct {
 	// NATSListen is where the embedded server listens for stations
 	// ("none": no listener). Default 127.0.0.1:4222.
 	NATSListen string
+	// Partitions splits the minutes into that many streams by province
+	// (CONTRACT §6 v2, events.Partition), each folded by its own follower
+	// into its own store (projections.PartitionDir) with its own durable
+	// consumer (projections.PartitionConsumer), in parallel. Fixed when the
+	// streams are first created: a start with another number is refused.
+	// Default 1: the one stream, store and consumer tally always had.
+	Partitions int
 	// Replicas of the stream on an external cluster. Default 1; more than 1
 	// is refused with the embedded server, which is a single server.
 	Replicas int
-	// Node names this tally node (CONTRACT §6 v2): its fold follows the
-	// stream with its own durable consumer (projections.FoldConsumer), so
+	// Node names this tally node (CONTRACT §6 v2): its folds follow the
+	// streams with their own durable consumers (projections.FoldConsumer,
+	// PartitionConsumer), so
 	// several nodes on one cluster, each with its own DataDir, never touch
 	// one another's. "" is projections.DefaultNode.
 	Node string
@@ -118,6 +125,9 @@ type Config struct {
 }
 
 func (c *Config) ensureDefaults() {
+	if c.Partitions <= 0 {
+		c.Partitions = 1
+	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8080"
 	}
@@ -184,34 +194,42 @@ type Server struct {
 	tls    bool // the HTTP listener serves TLS
 	// tlsConfig is the HTTP listener's TLS configuration, nil without TLS.
 	tlsConfig *tls.Config
-	streams   *streamLimit
-	stream    jetstream.Stream
-	store     *projections.Store
-	pub       *events.Publisher
-	gc        *events.GroupCommit // nil with NoGroupCommit
-	ln        net.Listener
-	http      *http.Server
-	metrics   *metrics
-	hub       *hub
-	adm       *admission
+	sse       *streamLimit
+	// streams holds the minutes streams, partition p at index p; parts
+	// the projections, one store per partition.
+	streams []jetstream.Stream
+	parts   *projections.Parts
+	pub     *events.Publisher
+	gc      *events.GroupCommit // nil with NoGroupCommit
+	ln      net.Listener
+	http    *http.Server
+	metrics *metrics
+	hub     *hub
+	adm     *admission
 	// refusals keeps the gateway's 422 refusals (refusals.go); times and
 	// reports serve the officials' views (officials.go).
 	refusals *refusalLog
 	times    msgTimes
 	reports  reportCache
-	// durable is the fold's consumer, this node's own.
-	durable string
-	// rebuildMarker exists while the projections are being rebuilt from
-	// the stream, so that a crash during the rebuild does not let a
-	// restarted server serve a half-built store as results.
-	rebuildMarker string
+	// durables are the folds' consumers, this node's own, partition p at
+	// index p.
+	durables []string
+	// rebuildMarkers (one per partition) exist while the projections are
+	// being rebuilt from the stream, so that a crash during the rebuild
+	// does not let a restarted server serve a half-built store as results.
+	rebuildMarkers []string
 
 	mu struct {
 		sync.Mutex
+		// metas holds each partition's committed meta; meta their sum
+		// (meta.Checkpoint is applied_seq: the sum of the positions).
+		metas   []projections.Meta
 		meta    projections.Meta
 		changed chan struct{} // closed and replaced at every commit
 		state   State
-		target  uint64 // the stream's last sequence at start: caught up once applied
+		// targets are the streams' last sequences at start: caught up
+		// once every partition has applied its own.
+		targets []uint64
 		// down is closed when the NATS connection drops and replaced
 		// when it is back: a submission waiting for acknowledgements
 		// then answers 503 at once instead of at PublishTimeout.
@@ -242,14 +260,24 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Election == nil {
 		return nil, errors.New("server: no election")
 	}
-	durable, err := projections.FoldConsumer(cfg.Node)
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+	n := cfg.Partitions
+	durables := make([]string, n)
+	for p := range durables {
+		d, err := projections.PartitionConsumer(cfg.Node, p, n)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		durables[p] = d
 	}
 	if cfg.NATSURL == "" && cfg.Replicas > 1 {
 		return nil, fmt.Errorf("server: %d replicas need a NATS cluster (--nats URL); the embedded server is a single server and keeps one copy", cfg.Replicas)
 	}
-	s := &Server{cfg: cfg, e: cfg.Election, durable: durable}
+	if n > 1 {
+		if err := events.CheckPartitionable(cfg.Election); err != nil {
+			return nil, fmt.Errorf("server: --partitions %d: %w", n, err)
+		}
+	}
+	s := &Server{cfg: cfg, e: cfg.Election, durables: durables}
 	s.mu.changed = make(chan struct{})
 	// What the law bounds but the file exceeds: said once at start, and
 	// listed by GET /api/v1/election (CONTRACT §2).
@@ -305,7 +333,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	s.stream, err = s.ensureStream(ctx) // cluster.go
+	s.streams, err = s.ensureStreams(ctx) // cluster.go
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +346,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("jetstream: %w", err)
 		}
 	}
-	s.pub = events.NewPublisher(pubJS, s.e)
+	s.pub = events.NewPartitionedPublisher(pubJS, s.e, n)
 	if !cfg.NoGroupCommit {
 		s.gc = events.NewGroupCommit(pubJS, 0, cfg.PublishTimeout)
 		s.gc.OnCommit = func(n int, atomic bool) {
@@ -349,7 +377,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
 	}
-	s.streams = &streamLimit{max: cfg.MaxStreams, perClient: cfg.MaxStreamsPerClient, byIP: map[string]int{}}
+	s.sse = &streamLimit{max: cfg.MaxStreams, perClient: cfg.MaxStreamsPerClient, byIP: map[string]int{}}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ConnContext:       connContext,
@@ -439,7 +467,7 @@ func (s *Server) connect() error {
 			gw, agg = &g, &a
 		}
 		opts := broker.EmbeddedOptions{Dir: cfg.DataDir, Listen: cfg.NATSListen, Logger: cfg.Logger,
-			Users: broker.Users(s.e, broker.Roles{Gateway: gw.Public, Aggregator: agg.Public}, cfg.NATSUsers...)}
+			Users: broker.Users(s.e, broker.Roles{Gateway: gw.Public, Aggregator: agg.Public, Partitions: cfg.Partitions}, cfg.NATSUsers...)}
 		if s.embedded, err = broker.StartEmbedded(opts); err != nil {
 			return err
 		}
@@ -476,70 +504,115 @@ func (s *Server) NATSURL() string {
 	return s.cfg.NATSURL
 }
 
-// openProjections opens the projections, setting aside corrupt ones, and
-// decides the server's state: a missing or corrupt store is rebuilt by
-// folding the whole stream into a fresh one (the fold from checkpoint 0 is
-// the rebuild: the same code as `tally rebuild`, byte for byte the same
-// store), and results are withheld until it has caught up.
+// openProjections opens the projections, one store per partition, setting
+// aside corrupt ones, and decides the server's state: a missing or corrupt
+// store is rebuilt by folding its whole stream into a fresh one (the fold
+// from checkpoint 0 is the rebuild: the same code as `tally rebuild`, byte
+// for byte the same store), and results are withheld until every
+// partition has caught up.
 func (s *Server) openProjections(ctx context.Context) error {
-	dir := filepath.Join(s.cfg.DataDir, "projections")
-	s.rebuildMarker = dir + ".rebuilding"
-	store, rec, err := projections.OpenOrReset(dir, s.e)
+	n := s.cfg.Partitions
+	if err := projections.CheckPartitionDirs(s.cfg.DataDir, n); err != nil {
+		return err
+	}
+	elections, err := projections.PartElections(s.e, n)
 	if err != nil {
 		return err
 	}
-	s.store = store
-	meta, err := s.store.Meta()
-	if err != nil {
-		return err
+	stores := make([]*projections.Store, n)
+	defer func() {
+		if s.parts == nil { // failed: close what was opened
+			for _, st := range stores {
+				if st != nil {
+					st.Close()
+				}
+			}
+		}
+	}()
+	s.rebuildMarkers = make([]string, n)
+	s.mu.metas = make([]projections.Meta, n)
+	s.mu.targets = make([]uint64, n)
+	rebuild, catchUp := false, false
+	for p := range n {
+		dir := projections.PartitionDir(s.cfg.DataDir, p, n)
+		s.rebuildMarkers[p] = dir + ".rebuilding"
+		store, rec, err := projections.OpenOrReset(dir, elections[p])
+		if err != nil {
+			return err
+		}
+		stores[p] = store
+		meta, err := store.Meta()
+		if err != nil {
+			return err
+		}
+		s.mu.metas[p] = meta
+		stream := s.streams[p]
+		// Refuse a stream that lost minutes before serving anything from it.
+		if err := projections.CheckStream(ctx, stream, meta.Checkpoint); err != nil {
+			return err
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream info: %w", err)
+		}
+		last := info.State.LastSeq
+		if info.State.Msgs == 0 {
+			last = meta.Checkpoint
+		}
+		_, statErr := os.Stat(s.rebuildMarkers[p])
+		interrupted := statErr == nil
+		log := s.cfg.Logger
+		if n > 1 {
+			log = log.With("partition", p)
+		}
+		switch {
+		case rec.Corrupt != "" && last > 0:
+			log.Error("projections corrupt: set aside, rebuilding them from the stream; results are withheld until done",
+				"reason", rec.Corrupt, "set_aside", rec.SetAside, "stream_seq", last)
+		case rec.Corrupt != "":
+			log.Error("projections corrupt: set aside; the stream is empty, starting afresh", "reason", rec.Corrupt, "set_aside", rec.SetAside)
+		case rec.Missing && last > 0:
+			log.Warn("no projections but the stream holds minutes: rebuilding them from the stream; results are withheld until done",
+				"dir", dir, "stream_seq", last)
+		case interrupted:
+			log.Warn("an earlier rebuild of the projections did not finish: going on with it; results are withheld until done",
+				"checkpoint", meta.Checkpoint, "stream_seq", last)
+		}
+		s.mu.targets[p] = last
+		switch {
+		case (rec.Fresh() || interrupted) && meta.Checkpoint < last:
+			rebuild = true
+			if err := os.WriteFile(s.rebuildMarkers[p], []byte(strconv.FormatUint(last, 10)+"\n"), 0o640); err != nil {
+				return fmt.Errorf("mark the rebuild: %w", err)
+			}
+		case meta.Checkpoint < last:
+			catchUp = true
+			log.Info("catching up with the stream", "checkpoint", meta.Checkpoint, "stream_seq", last)
+		}
 	}
-	s.mu.meta = meta
-	s.metrics = newMetrics(s.store)
-	s.metrics.appliedSeq.Set(float64(meta.Checkpoint))
-	s.hub = newHub(s.store, s.metrics, meta.Checkpoint)
-	// Refuse a stream that lost minutes before serving anything from it.
-	if err := projections.CheckStream(ctx, s.stream, meta.Checkpoint); err != nil {
-		return err
+	s.parts = projections.NewParts(s.e, stores)
+	var stored uint64
+	for p := range n {
+		s.mu.meta.Add(s.mu.metas[p])
+		stored += s.mu.targets[p]
 	}
-	info, err := s.stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("stream info: %w", err)
-	}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
-		last = meta.Checkpoint
-	}
-	_, statErr := os.Stat(s.rebuildMarker)
-	interrupted := statErr == nil
-	switch {
-	case rec.Corrupt != "" && last > 0:
-		s.cfg.Logger.Error("projections corrupt: set aside, rebuilding them from the stream; results are withheld until done",
-			"reason", rec.Corrupt, "set_aside", rec.SetAside, "stream_seq", last)
-	case rec.Corrupt != "":
-		s.cfg.Logger.Error("projections corrupt: set aside; the stream is empty, starting afresh", "reason", rec.Corrupt, "set_aside", rec.SetAside)
-	case rec.Missing && last > 0:
-		s.cfg.Logger.Warn("no projections but the stream holds minutes: rebuilding them from the stream; results are withheld until done",
-			"dir", dir, "stream_seq", last)
-	case interrupted:
-		s.cfg.Logger.Warn("an earlier rebuild of the projections did not finish: going on with it; results are withheld until done",
-			"checkpoint", meta.Checkpoint, "stream_seq", last)
-	}
-	s.mu.target = last
+	s.metrics = newMetrics(s.parts)
+	s.metrics.appliedSeq.Set(float64(s.mu.meta.Checkpoint))
+	s.hub = newHub(s.parts, s.metrics, s.mu.meta.Checkpoint)
 	s.adm = &admission{
 		maxInFlight: s.cfg.MaxInFlight, maxBytes: s.cfg.MaxInFlightBytes, maxPending: s.cfg.MaxPending,
 		minFree: s.cfg.MinFreeBytes, dir: s.cfg.DataDir, freeBytes: diskFree,
+		parts: make([]partBacklog, n),
 	}
-	s.adm.stored.Store(last)
-	s.adm.applied.Store(meta.Checkpoint)
+	for p := range n {
+		s.adm.parts[p].stored.Store(s.mu.targets[p])
+		s.adm.parts[p].applied.Store(s.mu.metas[p].Checkpoint)
+	}
 	switch {
-	case (rec.Fresh() || interrupted) && meta.Checkpoint < last:
+	case rebuild:
 		s.mu.state = Rebuilding
-		if err := os.WriteFile(s.rebuildMarker, []byte(strconv.FormatUint(last, 10)+"\n"), 0o640); err != nil {
-			return fmt.Errorf("mark the rebuild: %w", err)
-		}
-	case meta.Checkpoint < last:
+	case catchUp:
 		s.mu.state = CatchingUp
-		s.cfg.Logger.Info("catching up with the stream", "checkpoint", meta.Checkpoint, "stream_seq", last)
 	default:
 		s.setReadyLocked()
 	}
@@ -549,25 +622,39 @@ func (s *Server) openProjections(ctx context.Context) error {
 // setReadyLocked marks the fold caught up. REQUIRES: s.mu held, or no other
 // goroutine running yet.
 func (s *Server) setReadyLocked() {
-	if s.mu.state == Rebuilding {
-		if err := os.Remove(s.rebuildMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for _, marker := range s.rebuildMarkers {
+		if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.cfg.Logger.Warn("remove rebuild marker", "err", err)
 		}
+	}
+	switch s.mu.state {
+	case Rebuilding:
 		s.cfg.Logger.Info("projections rebuilt from the stream; serving results", "applied_seq", s.mu.meta.Checkpoint)
-	} else if s.mu.state == CatchingUp {
+	case CatchingUp:
 		s.cfg.Logger.Info("caught up with the stream", "applied_seq", s.mu.meta.Checkpoint)
-	} else if err := os.Remove(s.rebuildMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.cfg.Logger.Warn("remove rebuild marker", "err", err)
 	}
 	s.mu.state = Ready
 	s.adm.folding.Store(true)
 }
 
-// State returns the server's readiness and the applied sequence.
+// State returns the server's readiness and the applied sequence (with
+// partitions, the sum of the positions).
 func (s *Server) State() (State, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mu.state, s.mu.meta.Checkpoint
+}
+
+// Positions returns every partition's applied position, partition p at
+// index p.
+func (s *Server) Positions() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]uint64, len(s.mu.metas))
+	for p, m := range s.mu.metas {
+		out[p] = m.Checkpoint
+	}
+	return out
 }
 
 // Run serves until ctx is cancelled or a component fails, then shuts down
@@ -603,7 +690,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		defer close(foldDone)
-		err := s.runFold(foldCtx)
+		err := s.runFolds(foldCtx)
 		if err != nil {
 			err = fmt.Errorf("fold: %w", err)
 		}
@@ -649,8 +736,8 @@ func (s *Server) closeAll() {
 	if s.ln != nil && s.http == nil {
 		s.ln.Close()
 	}
-	if s.store != nil {
-		if err := s.store.Close(); err != nil {
+	if s.parts != nil {
+		if err := s.parts.Close(); err != nil {
 			s.cfg.Logger.Warn("close projections", "err", err)
 		}
 	}
@@ -670,29 +757,66 @@ func (s *Server) closeAll() {
 	}
 }
 
-// committed is the fold's OnCommit hook.
-func (s *Server) committed(b *projections.BatchInfo) {
-	s.metrics.batch(b)
-	s.hub.changed(b.Changed)
-	s.adm.applied.Store(b.Meta.Checkpoint)
-	s.adm.pending.Store(b.Pending)
-	s.mu.Lock()
-	s.mu.meta = b.Meta
-	if s.mu.state != Ready && b.Meta.Checkpoint >= s.mu.target {
-		s.setReadyLocked()
+// committed returns partition p's OnCommit hook. The partitions' folds
+// call their hooks concurrently.
+func (s *Server) committed(p int) func(*projections.BatchInfo) {
+	return func(b *projections.BatchInfo) {
+		changed := b.Changed
+		if s.parts.N() > 1 { // by index in the whole file, not p's part
+			changed = make([]projections.Ref, len(b.Changed))
+			for i, r := range b.Changed {
+				changed[i] = s.parts.WholeRef(p, r)
+			}
+		}
+		s.hub.changed(changed)
+		s.adm.parts[p].applied.Store(b.Meta.Checkpoint)
+		s.adm.parts[p].pending.Store(b.Pending)
+		s.mu.Lock()
+		s.mu.metas[p] = b.Meta
+		var sum projections.Meta
+		ready := true
+		for q, m := range s.mu.metas {
+			sum.Add(m)
+			ready = ready && m.Checkpoint >= s.mu.targets[q]
+		}
+		s.mu.meta = sum
+		s.metrics.batch(b, sum.Checkpoint, s.adm.pendingTotal())
+		if s.mu.state != Ready && ready {
+			s.setReadyLocked()
+		}
+		close(s.mu.changed)
+		s.mu.changed = make(chan struct{})
+		s.mu.Unlock()
 	}
-	close(s.mu.changed)
-	s.mu.changed = make(chan struct{})
-	s.mu.Unlock()
 }
 
-// WaitApplied blocks until the fold has committed seq or ctx is done.
+// WaitApplied blocks until the fold has committed seq or ctx is done. With
+// partitions seq is a sum of positions, which says nothing about any one
+// partition: wait with WaitPositions.
 func (s *Server) WaitApplied(ctx context.Context, seq uint64) error {
+	return s.waitFor(ctx, func() bool { return s.mu.meta.Checkpoint >= seq })
+}
+
+// WaitPositions blocks until every partition p of pos has applied pos[p]
+// (a submission's positions), or ctx is done.
+func (s *Server) WaitPositions(ctx context.Context, pos map[int]uint64) error {
+	return s.waitFor(ctx, func() bool {
+		for p, seq := range pos {
+			if p < 0 || p >= len(s.mu.metas) || s.mu.metas[p].Checkpoint < seq {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitFor waits until done, called with s.mu held, is true.
+func (s *Server) waitFor(ctx context.Context, done func() bool) error {
 	for {
 		s.mu.Lock()
-		applied, ch := s.mu.meta.Checkpoint, s.mu.changed
+		ok, ch := done(), s.mu.changed
 		s.mu.Unlock()
-		if applied >= seq {
+		if ok {
 			return nil
 		}
 		select {
@@ -703,54 +827,47 @@ func (s *Server) WaitApplied(ctx context.Context, seq uint64) error {
 	}
 }
 
-// runFold runs the aggregator until ctx is done. When it stops on an error
-// that a reconnection can cure (NATS gone, the consumer deleted, a JetStream
-// request timing out) it is started again with backoff, from the
-// checkpoint; an error of the store or of the stream's integrity ends it.
-func (s *Server) runFold(ctx context.Context) error {
-	const maxBackoff = 5 * time.Second
-	backoff := 100 * time.Millisecond
-	for {
-		runCtx, stopRun := context.WithCancel(ctx)
-		guard := newGapGuard(s.stream, stopRun)
-		agg := projections.NewAggregator(s.store, guard, projections.AggregatorConfig{
-			Durable:   s.durable,
-			BatchSize: s.cfg.BatchSize,
-			Logger:    s.cfg.Logger,
-			OnCommit:  s.committed,
+// runFolds follows every partition's stream, one projections.Follower per
+// partition in parallel, until ctx is done (each restarted with backoff
+// after an error a new consumer can cure). The first fatal error (of a
+// store or of a stream's integrity) stops them all and is returned.
+func (s *Server) runFolds(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := s.parts.N()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		log := s.cfg.Logger
+		if n > 1 {
+			log = log.With("partition", p)
+		}
+		f := projections.NewFollower(s.parts.Store(p), s.streams[p], projections.FollowerConfig{
+			Aggregator: projections.AggregatorConfig{
+				Durable:   s.durables[p],
+				BatchSize: s.cfg.BatchSize,
+				OnCommit:  s.committed(p),
+			},
+			Logger: log,
 		})
-		started := time.Now()
-		err := agg.Run(runCtx)
-		stopRun()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if guard.tripped.Load() {
-			s.cfg.Logger.Warn("the fold's consumer skipped messages (lost in transit on a reconnection); restarting it from the checkpoint",
-				"expected_seq", guard.expected.Load(), "got_seq", guard.got.Load())
-			continue
-		}
-		if err == nil || fatalFoldErr(err) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[p] = f.Run(ctx); errs[p] != nil {
+				cancel() // one partition lost: stop, the server refuses to go on
+			}
+		}()
+	}
+	wg.Wait()
+	for p, err := range errs {
+		if err != nil {
+			if n > 1 {
+				return fmt.Errorf("partition %d: %w", p, err)
+			}
 			return err
 		}
-		if time.Since(started) > time.Minute {
-			backoff = 100 * time.Millisecond // it ran well for a while
-		}
-		s.cfg.Logger.Warn("fold stopped; restarting it from the checkpoint", "err", err, "in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(2*backoff, maxBackoff)
 	}
-}
-
-// fatalFoldErr reports whether the fold must not be restarted after err: the
-// store can no longer be trusted, or the stream lost minutes.
-func fatalFoldErr(err error) bool {
-	return errors.Is(err, projections.ErrBroken) || errors.Is(err, projections.ErrStreamBehind) ||
-		errors.Is(err, projections.ErrStreamGap) || errors.Is(err, projections.ErrCorrupt)
+	return nil
 }
 
 // drainFold waits, at most until ctx is done, for the fold to apply every
@@ -768,16 +885,43 @@ func (s *Server) drainFold(ctx context.Context, foldDone <-chan struct{}) {
 	if !s.nc.IsConnected() {
 		return
 	}
-	info, err := s.stream.Info(ctx)
+	last, err := s.streamPositions(ctx)
 	if err != nil {
 		s.cfg.Logger.Warn("shutdown: stream info", "err", err)
 		return
 	}
-	if err := s.WaitApplied(ctx, info.State.LastSeq); err != nil {
+	if err := s.WaitPositions(ctx, last); err != nil {
 		st, applied := s.State()
 		s.cfg.Logger.Warn("shutdown: the fold did not apply the whole stream; the rest is applied at the next start",
-			"applied_seq", applied, "stream_seq", info.State.LastSeq, "state", st)
+			"applied_seq", applied, "stream_seq", sumPositions(last), "state", st)
 	}
+}
+
+// streamPositions returns every partition stream's last sequence (its
+// applied position once the fold has caught up: an empty stream counts as
+// caught up wherever the fold is).
+func (s *Server) streamPositions(ctx context.Context) (map[int]uint64, error) {
+	out := make(map[int]uint64, len(s.streams))
+	applied := s.Positions()
+	for p, st := range s.streams {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", st.CachedInfo().Config.Name, err)
+		}
+		out[p] = info.State.LastSeq
+		if info.State.Msgs == 0 {
+			out[p] = min(out[p], applied[p])
+		}
+	}
+	return out, nil
+}
+
+func sumPositions(pos map[int]uint64) uint64 {
+	var sum uint64
+	for _, s := range pos {
+		sum += s
+	}
+	return sum
 }
 
 // natsDown returns a channel closed when the NATS connection drops.

@@ -30,7 +30,7 @@ type rendered struct {
 }
 
 type hub struct {
-	store   *projections.Store
+	parts   *projections.Parts
 	e       *tally.Election
 	metrics *metrics
 	wake    chan struct{} // capacity 1
@@ -51,8 +51,12 @@ type hub struct {
 	}
 }
 
-func newHub(store *projections.Store, m *metrics, startSeq uint64) *hub {
-	h := &hub{store: store, e: store.Election(), metrics: m, wake: make(chan struct{}, 1), closing: make(chan struct{})}
+// newHub returns the hub of parts. With partitions a result's applied_seq,
+// its event id, is the sum of the positions; it only grows from one change
+// of a result to the next (every position only grows, its own partition's
+// strictly), so a client resuming from an id misses no change.
+func newHub(parts *projections.Parts, m *metrics, startSeq uint64) *hub {
+	h := &hub{parts: parts, e: parts.Election(), metrics: m, wake: make(chan struct{}, 1), closing: make(chan struct{})}
 	h.mu.dirty = map[projections.Ref]struct{}{}
 	h.cache.latest = map[projections.Ref]rendered{}
 	h.cache.startSeq = startSeq
@@ -124,14 +128,14 @@ func cmpRef(a, b projections.Ref) int {
 func (h *hub) render(r projections.Ref) ([]byte, uint64, error) {
 	contest := h.e.Contests[r.Contest].ID
 	if r.Unit {
-		res, err := h.store.UnitResult(contest, h.e.Contests[r.Contest].Units[r.Index].ID)
+		res, err := h.parts.UnitResult(contest, h.e.Contests[r.Contest].Units[r.Index].ID)
 		if err != nil {
 			return nil, 0, err
 		}
 		b, err := json.Marshal(res)
 		return b, res.AppliedSeq, err
 	}
-	return h.store.AppendAreaJSON(nil, contest, h.e.Areas[r.Index].ID)
+	return h.parts.AppendAreaJSON(nil, contest, h.e.Areas[r.Index].ID)
 }
 
 // latest returns the latest JSON of r, rendering it if the hub has not.
@@ -333,13 +337,13 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := remoteIP(r)
-	if why := s.streams.acquire(ip); why != "" {
+	if why := s.sse.acquire(ip); why != "" {
 		s.metrics.sseRefused.Inc()
 		w.Header().Set("Retry-After", "10")
 		writeError(w, http.StatusServiceUnavailable, why+"; try again later")
 		return
 	}
-	defer s.streams.release(ip)
+	defer s.sse.release(ip)
 	c := &sseClient{h: h, filter: f, signal: make(chan struct{}, 1)}
 	c.mu.pending = map[projections.Ref]struct{}{}
 

@@ -74,6 +74,9 @@ type Election struct {
 	// chains holds every station's areas, bottom level first, len(levels)
 	// per station.
 	chains []int
+	// part: a part of a file (Restrict), which may have no station, no
+	// area, or a contest with no unit.
+	part bool
 }
 
 // Area is an area at one of the election's levels.
@@ -296,7 +299,7 @@ func (e *Election) compile() error {
 		field string
 		n     int
 	}{{"areas", len(e.Areas)}, {"stations", len(e.Stations)}, {"contests", len(e.Contests)}} {
-		if empty.n == 0 {
+		if empty.n == 0 && !e.part {
 			p.add("election: %s is empty; an election needs at least one", empty.field)
 		}
 	}
@@ -468,7 +471,7 @@ func (e *Election) compile() error {
 			levelOK = false
 			p.add("%s: level %q is not national, commune or one of the election's levels (%s): this election has no such council", where, c.Level, levelList())
 		}
-		if len(c.Units) == 0 {
+		if len(c.Units) == 0 && !e.part {
 			p.add("%s: no units", where)
 		}
 		clear(unitOf)

@@ -52,6 +52,9 @@ type UnitResult struct {
 	// inferred); absent in a national contest.
 	Council    string `json:"council,omitempty"`
 	AppliedSeq uint64 `json:"applied_seq"`
+	// AppliedPositions: with partitions (CONTRACT §6 v2), every
+	// partition's position, AppliedSeq being their sum; nil without.
+	AppliedPositions map[int]uint64 `json:"applied_positions,omitempty"`
 }
 
 // CandidateResult is one candidate of a unit result, in rank order.

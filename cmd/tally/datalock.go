@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/tallyvn/tally/projections"
 )
 
-// lockProjections takes the lock of the projections under dataDir: the
+// lockProjections takes the lock of the projections under dataDir (with n
+// partitions, of partition 0's: projections.PartitionDir): the
 // very lock Pebble takes when tally serve or verify opens them (the LOCK
 // file, an fcntl lock), so that at most one of serve, verify and rebuild
 // works on a data directory at a time. cmd names the command for the
@@ -21,8 +23,8 @@ import (
 //
 // A lock held elsewhere is returned as an error that says what to do; the
 // caller prints it as it is.
-func lockProjections(dataDir, cmd string, create bool) (*pebble.Lock, error) {
-	dir := filepath.Join(dataDir, "projections")
+func lockProjections(dataDir string, n int, cmd string, create bool) (*pebble.Lock, error) {
+	dir := projections.PartitionDir(dataDir, 0, n)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return nil, nil

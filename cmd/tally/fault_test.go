@@ -350,7 +350,8 @@ func (p *tcpProxy) restore() {
 // TestFaultNATSPartition cuts the TCP connection between tally and its NATS
 // server (both keep running) while the fold is busy with a large request,
 // and restores it: the gateway answers 503 meanwhile, tally reconnects by
-// itself, and the fold misses nothing (see server/foldguard.go).
+// itself, and the fold misses nothing (see projections.Follower and the
+// aggregator's seqCheck).
 func TestFaultNATSPartition(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 20210602)

@@ -53,7 +53,9 @@ func parseSubmitted(body []byte) ([]submitted, error) {
 }
 
 // waitOutcomes waits until the fold has applied the stored minutes (its
-// applied_seq reaches ans.Seq), for as long as applied_seq keeps moving:
+// applied_seq reaches ans.Seq; with partitions, every partition of
+// ans.Positions has an applied position at least as high, CONTRACT §6
+// v2), for as long as applied_seq keeps moving:
 // it gives up only when applied_seq stood still for idle. Then it prints
 // the outcome of every minutes object, from its station's history, and the
 // reasons of the rejected ones. It returns exitFailed if any was rejected
@@ -72,7 +74,7 @@ func waitOutcomes(client *http.Client, base, name string, body []byte, ans *serv
 		sctx, cancel := context.WithTimeout(ctx, idle)
 		err := fetchJSON(sctx, client, base, "/api/v1/status", &st)
 		cancel()
-		if err == nil && st.AppliedSeq >= ans.Seq {
+		if err == nil && applied(&st, ans) {
 			break
 		}
 		if err == nil && st.AppliedSeq > last {
@@ -100,18 +102,23 @@ func waitOutcomes(client *http.Client, base, name string, body []byte, ans *serv
 	}
 	rejections := map[string][]rejection{}
 	for _, m := range ms {
-		var view projections.StationView
+		var view server.TimedStationView
 		path := "/api/v1/contests/" + url.PathEscape(m.Contest) + "/stations/" + url.PathEscape(m.Station)
 		if err := fetchJSON(ctx, client, base, path, &view); err != nil {
 			fmt.Fprintf(stderr, "tally submit: %s: stored, but the history of %s/%s cannot be read: %v\n", name, m.Contest, m.Station, err)
 			return exitFailed
 		}
-		// The entry of this version stored last, at or before ans.Seq:
-		// an identical earlier copy (deduplicated) has its earlier seq.
+		// The entry of this version stored last, at or before the
+		// submission's position (in the station's partition): an
+		// identical earlier copy (deduplicated) has its earlier seq.
+		upTo := ans.Seq
+		if ans.Positions != nil && view.Partition != nil {
+			upTo = ans.Positions[*view.Partition]
+		}
 		var h *projections.HistoryEntry
 		for i := range view.History {
-			e := &view.History[i]
-			if e.Version == m.Version && e.Seq <= ans.Seq && (h == nil || e.Seq > h.Seq) {
+			e := &view.History[i].HistoryEntry
+			if e.Version == m.Version && e.Seq <= upTo && (h == nil || e.Seq > h.Seq) {
 				h = e
 			}
 		}
@@ -156,4 +163,19 @@ func waitOutcomes(client *http.Client, base, name string, body []byte, ans *serv
 		return exitFailed
 	}
 	return exitOK
+}
+
+// applied reports whether the status shows the submission ans applied:
+// every partition of its positions applied at least that far, or, without
+// partitions, applied_seq at least its seq.
+func applied(st *server.Status, ans *server.SubmitResponse) bool {
+	if ans.Positions == nil {
+		return st.AppliedSeq >= ans.Seq
+	}
+	for p, seq := range ans.Positions {
+		if st.AppliedPositions[p] < seq {
+			return false
+		}
+	}
+	return true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/projections"
+	"github.com/tallyvn/tally/tally"
 )
 
 func runRebuild(args []string, stdout, stderr io.Writer) int {
@@ -23,7 +24,11 @@ func runRebuild(args []string, stdout, stderr io.Writer) int {
 		`Rebuilds every projection from the stream, from its first event, into a
 fresh store, then replaces the projections under DIR with it. The server
 must be stopped: rebuild takes the same lock as serve and verify, and
-refuses to run beside them. The result equals what the live fold produced.`, stdout, stderr)
+refuses to run beside them. The result equals what the live fold produced.
+
+When the minutes are in partition streams (tally serve --partitions N), every
+partition is rebuilt from its own stream into its own store
+(DIR/projections-pK), all in parallel.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file; required")
 	dataDir := fs.String("data", "", "data directory of the server; required")
 	natsURL := fs.String("nats", "", "external NATS server URL (default: the embedded store under DIR)")
@@ -47,12 +52,12 @@ refuses to run beside them. The result equals what the live fold produced.`, std
 	// The lock first: it says whether a server runs on DIR, before a
 	// second NATS server is started over its store. It is held until the
 	// rebuilt projections are in place.
-	lock, err := lockProjections(*dataDir, "rebuild", true)
+	lock, err := lockProjections(*dataDir, dataPartitions(*dataDir), "rebuild", true)
 	if err != nil {
 		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
 	}
-	defer lock.Close()
+	defer func() { lock.Close() }()
 
 	var nc *nats.Conn
 	if *natsURL == "" {
@@ -84,18 +89,78 @@ refuses to run beside them. The result equals what the live fold produced.`, std
 		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
 	}
-	stream, err := js.Stream(ctx, events.StreamName(e.ID))
+	streams, err := partitionStreams(ctx, js, e)
 	if err != nil {
-		fmt.Fprintf(stderr, "tally rebuild: stream %s: %v\n", events.StreamName(e.ID), err)
+		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
 	}
+	if len(streams) > 1 {
+		if err := projections.CheckPartitionDirs(*dataDir, len(streams)); err != nil {
+			fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
+			return exitFailed
+		}
+		if dataPartitions(*dataDir) == 1 { // locked DIR/projections: lock partition 0's instead
+			lock.Close()
+			if lock, err = lockProjections(*dataDir, len(streams), "rebuild", true); err != nil {
+				fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
+				return exitFailed
+			}
+		}
+	}
 	start := time.Now()
-	n, err := projections.RebuildDir(ctx, stream, e, filepath.Join(*dataDir, "projections"))
+	read, err := projections.RebuildPartitions(ctx, streams, e, *dataDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
 	}
 	d := time.Since(start)
+	var n uint64
+	for _, k := range read {
+		n += k
+	}
+	if len(streams) > 1 {
+		fmt.Fprintf(stdout, "rebuilt %d partitions in parallel from %d events in %s (%.0f events/s); events per partition %v\n",
+			len(streams), n, d.Round(time.Millisecond), float64(n)/d.Seconds(), read)
+		return exitOK
+	}
 	fmt.Fprintf(stdout, "rebuilt projections from %d events in %s (%.0f events/s)\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
 	return exitOK
+}
+
+// partitionStreams returns election e's minutes streams, partition p at
+// index p: the one stream, or every partition's (broker.ExistingPartitions).
+func partitionStreams(ctx context.Context, js jetstream.JetStream, e *tally.Election) ([]jetstream.Stream, error) {
+	n, err := broker.ExistingPartitions(ctx, js, e.ID)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamName(e.ID), jetstream.ErrStreamNotFound)
+	}
+	streams := make([]jetstream.Stream, n)
+	for p := range n {
+		name := events.PartitionStreamName(e.ID, p, n)
+		if streams[p], err = js.Stream(ctx, name); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return streams, nil
+}
+
+// dataPartitions returns how many partitions' projections dataDir holds
+// (DIR/projections-pK, at least 2 when any), else 1 (DIR/projections, or
+// nothing yet): lockProjections locks partition 0's store or
+// DIR/projections accordingly, as serve does.
+func dataPartitions(dataDir string) int {
+	n := 0
+	for {
+		if fi, err := os.Stat(projections.PartitionDir(dataDir, n, 2)); err != nil || !fi.IsDir() {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return 1
+	}
+	return max(n, 2)
 }

@@ -22,6 +22,10 @@ import (
 	"github.com/tallyvn/tally/tally"
 )
 
+// maxPartitions bounds --partitions: each partition is a stream, a
+// consumer, a Pebble store and a goroutine folding it.
+const maxPartitions = 64
+
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", "--election FILE --data DIR [flags]",
 		`Runs tally: the HTTP gateway stations submit minutes to, the fold that
@@ -59,6 +63,7 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
 	replicas := fs.Int("replicas", 1, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
 	node := fs.String("node", projections.DefaultNode, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
+	partitions := fs.Int("partitions", 1, "`N` minutes streams, split by province, each folded in parallel into its own store (DIR/projections-pK) by its own consumer (tally-fold[-NAME]-K); fixed when the streams are first created: a start with another N is refused. 1: the one stream, DIR/projections")
 	noGroupCommit := fs.Bool("no-group-commit", false, "publish every submitted minutes on its own, instead of storing the minutes of concurrent submissions together in one JetStream atomic batch (one batch costs a few fsyncs whatever its size); a stream created by an older tally refuses batches and gets them one by one anyway")
 	publishTimeout := fs.Duration("publish-timeout", 10*time.Second, "how long a submission waits for JetStream to store it before the answer is 503 (retry): on a cluster, a request in flight when the stream's leader dies waits this long")
 	batch := fs.Int("batch", 10000, "most minutes folded per Pebble commit")
@@ -101,6 +106,10 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 		return usageError(fs, "--nats: %v", broker.CheckURLs(*natsURL))
 	case projections.CheckNodeName(*node) != nil:
 		return usageError(fs, "--node: %v", projections.CheckNodeName(*node))
+	case *partitions < 1:
+		return usageError(fs, "--partitions %d: want at least 1", *partitions)
+	case *partitions > maxPartitions:
+		return usageError(fs, "--partitions %d: at most %d", *partitions, maxPartitions)
 	case *replicas < 1:
 		return usageError(fs, "--replicas %d: want at least 1", *replicas)
 	case *replicas > 1 && *natsURL == "":
@@ -141,7 +150,7 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	}
 	cfg := server.Config{
 		Election: e, DataDir: *dataDir, HTTPAddr: *httpAddr,
-		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas, Node: *node,
+		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas, Node: *node, Partitions: *partitions,
 		BatchSize: *batch, Logger: logger, PublishTimeout: *publishTimeout, NoGroupCommit: *noGroupCommit,
 		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
 		MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
@@ -198,7 +207,7 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	// Is another process on DIR? Asked before the server starts a second
 	// embedded NATS server over the live store; the server takes the lock
 	// for good when it opens the projections.
-	if lock, err := lockProjections(*dataDir, "serve", false); err != nil {
+	if lock, err := lockProjections(*dataDir, *partitions, "serve", false); err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed
 	} else if lock != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -223,6 +224,14 @@ func report(name string, code int, body []byte, stdout, stderr io.Writer) (int, 
 			return exitFailed, nil
 		}
 		fmt.Fprintf(stdout, "%s: accepted %s, seq %d", name, plural(ok.Accepted, "minutes object", "minutes objects"), ok.Seq)
+		if len(ok.Positions) > 0 {
+			ps := slices.Sorted(maps.Keys(ok.Positions))
+			fmt.Fprint(stdout, " (positions")
+			for _, p := range ps {
+				fmt.Fprintf(stdout, " %d:%d", p, ok.Positions[p])
+			}
+			fmt.Fprint(stdout, ")")
+		}
 		if ok.Duplicates > 0 {
 			fmt.Fprintf(stdout, " (%d already stored)", ok.Duplicates)
 		}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -78,18 +79,33 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 
 	// The projections first: their lock says whether a server runs on DIR,
 	// before a second NATS server is started over its store.
-	projDir := filepath.Join(*dataDir, "projections")
-	if st, err := os.Stat(projDir); err != nil || !st.IsDir() {
+	// With partitions (DIR/projections-pK), each partition's store holds
+	// the part of the election in its provinces and is audited against
+	// its own stream, all in parallel.
+	n := dataPartitions(*dataDir)
+	if st, err := os.Stat(projections.PartitionDir(*dataDir, 0, n)); err != nil || !st.IsDir() {
 		return fail("no projections under %s (is --data the directory tally serve ran with?)", *dataDir)
 	}
-	store, err := projections.Open(projDir, e)
+	elections, err := projections.PartElections(e, n)
 	if err != nil {
-		if locked(err) {
-			return fail("%v", lockedError(*dataDir, "verify", err))
-		}
 		return fail("%v", err)
 	}
-	defer store.Close()
+	stores := make([]*projections.Store, n)
+	defer func() {
+		for _, st := range stores {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	for p := range n {
+		if stores[p], err = projections.Open(projections.PartitionDir(*dataDir, p, n), elections[p]); err != nil {
+			if locked(err) {
+				return fail("%v", lockedError(*dataDir, "verify", err))
+			}
+			return fail("%v", err)
+		}
+	}
 
 	var nc *nats.Conn
 	if *natsURL == "" {
@@ -122,14 +138,36 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 	if err != nil {
 		return fail("%v", err)
 	}
-	stream, err := js.Stream(ctx, events.StreamName(e.ID))
-	if err != nil {
-		return fail("stream %s: %v", events.StreamName(e.ID), err)
-	}
-	rep, err := audit.Verify(ctx, e, stream, store)
+	streams, err := partitionStreams(ctx, js, e)
 	if err != nil {
 		return fail("%v", err)
 	}
+	if len(streams) != n {
+		return fail("the projections under %s are in %d partitions, the minutes streams in %d: give the data directory of these streams", *dataDir, n, len(streams))
+	}
+	reps := make([]*audit.Report, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reps[p], errs[p] = audit.Verify(ctx, elections[p], streams[p], stores[p])
+		}()
+	}
+	wg.Wait()
+	for p, err := range errs {
+		if err != nil {
+			if n > 1 {
+				return fail("partition %d: %v", p, err)
+			}
+			return fail("%v", err)
+		}
+	}
+	if n > 1 {
+		return printPartitionReports(reps, *asJSON, stdout, stderr)
+	}
+	rep := reps[0]
 	if *asJSON {
 		if rep.Differences == nil {
 			rep.Differences = []audit.Difference{}
@@ -149,6 +187,50 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 		printReport(stdout, rep)
 	}
 	if !rep.OK {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// printPartitionReports prints the audit of every partition, each as
+// printReport does (or, with asJSON, {"partitions": [REPORT...], "ok": B}),
+// and returns exitFailed unless every partition is OK.
+func printPartitionReports(reps []*audit.Report, asJSON bool, stdout, stderr io.Writer) int {
+	ok := true
+	for _, r := range reps {
+		ok = ok && r.OK
+		if r.Differences == nil {
+			r.Differences = []audit.Difference{}
+		}
+		if r.Seals.Failed == nil {
+			r.Seals.Failed = []audit.SealFailure{}
+		}
+		if r.Seals.FailedApplied == nil {
+			r.Seals.FailedApplied = []audit.SealFailure{}
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Partitions []*audit.Report `json:"partitions"`
+			OK         bool            `json:"ok"`
+		}{reps, ok}); err != nil {
+			fmt.Fprintf(stderr, "tally verify: %v\n", err)
+			return exitFailed
+		}
+	} else {
+		for p, r := range reps {
+			fmt.Fprintf(stdout, "partition %d of %d:\n", p, len(reps))
+			printReport(stdout, r)
+		}
+		if ok {
+			fmt.Fprintf(stdout, "all %d partitions match\n", len(reps))
+		} else {
+			fmt.Fprintf(stdout, "some of the %d partitions differ: see above\n", len(reps))
+		}
+	}
+	if !ok {
 		return exitFailed
 	}
 	return exitOK

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,15 +132,37 @@ func foldPartitions(e *tally.Election, night []event, n, batch int, dir string) 
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, 0, err
 	}
+	// Each partition folds its own provinces' part of the file, as
+	// tally serve --partitions does.
+	elections, err := projections.PartElections(e, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	// The Go heap each store takes once open (its fold state, sized by
+	// its part's stations, and Pebble's Go-side caches), measured after a
+	// collection: the N stores together should take about what one takes.
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
 	stores := make([]*projections.Store, n)
+	var total, largest uint64
 	for p := range stores {
-		st, err := projections.Open(filepath.Join(dir, "p"+strconv.Itoa(p)), e)
+		before := heap()
+		st, err := projections.Open(filepath.Join(dir, "p"+strconv.Itoa(p)), elections[p])
 		if err != nil {
 			closeAll(stores)
 			return nil, 0, err
 		}
 		stores[p] = st
+		if after := heap(); after > before {
+			total += after - before
+			largest = max(largest, after-before)
+		}
 	}
+	fmt.Printf("N=%d: opened stores take %.1f MiB of Go heap (the largest partition's %.1f MiB)\n", n, float64(total)/(1<<20), float64(largest)/(1<<20))
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -191,9 +214,12 @@ func sameResults(e *tally.Election, a []*projections.Store, na int, b []*project
 			return "", err
 		}
 		delete(m, "applied_seq")
+		delete(m, "applied_positions")
 		j, err = json.Marshal(m)
 		return string(j), err
 	}
+	// Read through projections.Parts: by province, as tally serve reads.
+	pa, pb := projections.NewParts(e, a), projections.NewParts(e, b)
 	for c := range e.Contests {
 		cid := e.Contests[c].ID
 		for u := range e.Contests[c].Units {
@@ -201,12 +227,11 @@ func sameResults(e *tally.Election, a []*projections.Store, na int, b []*project
 			if len(st) == 0 {
 				continue
 			}
-			prov := events.Province(e, int(st[0]))
-			ra, err := a[events.Partition(prov, na)].UnitResult(cid, e.Contests[c].Units[u].ID)
+			ra, err := pa.UnitResult(cid, e.Contests[c].Units[u].ID)
 			if err != nil {
 				return err
 			}
-			rb, err := b[events.Partition(prov, nb)].UnitResult(cid, e.Contests[c].Units[u].ID)
+			rb, err := pb.UnitResult(cid, e.Contests[c].Units[u].ID)
 			if err != nil {
 				return err
 			}
@@ -218,16 +243,11 @@ func sameResults(e *tally.Election, a []*projections.Store, na int, b []*project
 		}
 		for _, a32 := range e.ContestAreas(c) {
 			area := int(a32)
-			top := area
-			for e.AreaParent(top) >= 0 {
-				top = e.AreaParent(top)
-			}
-			prov := e.Areas[top].ID
-			ra, err := a[events.Partition(prov, na)].AreaResult(cid, e.Areas[area].ID)
+			ra, err := pa.AreaResult(cid, e.Areas[area].ID)
 			if err != nil {
 				return err
 			}
-			rb, err := b[events.Partition(prov, nb)].AreaResult(cid, e.Areas[area].ID)
+			rb, err := pb.AreaResult(cid, e.Areas[area].ID)
 			if err != nil {
 				return err
 			}

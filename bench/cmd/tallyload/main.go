@@ -31,6 +31,7 @@ func main() {
 	maxInFlight := flag.Int("max-inflight", 0, "server: submissions in flight before 429 (0: server default)")
 	maxPending := flag.Uint64("max-pending", 0, "server: fold backlog before 429 (0: server default)")
 	batch := flag.Int("batch", 0, "server: most minutes per fold commit (0: server default)")
+	partitions := flag.Int("partitions", 1, "server: minutes streams by province, each folded in parallel (tally serve --partitions)")
 	quiet := flag.Bool("quiet", false, "no progress line every second")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -38,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Server = func(c *server.Config) {
-		c.MaxInFlight, c.MaxPending, c.BatchSize = *maxInFlight, *maxPending, *batch
+		c.MaxInFlight, c.MaxPending, c.BatchSize, c.Partitions = *maxInFlight, *maxPending, *batch, *partitions
 	}
 	if !*quiet {
 		cfg.Progress = os.Stderr
