@@ -59,7 +59,7 @@ func startServerWith(t *testing.T, raw, minutes []byte) *testServer {
 		t.Fatalf("example election: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"})
+	srv, err := server.New(ctx, server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{Listen: "none"}})
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

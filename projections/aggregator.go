@@ -34,12 +34,16 @@ var ErrDeliveryGap = errors.New("projections: the fold's consumer skipped messag
 // still exists.
 const consumerCheckEvery = 2 * time.Second
 
+// DefaultBatchSize is AggregatorConfig.BatchSize when not set: 10,000
+// messages per Pebble commit.
+const DefaultBatchSize = 10_000
+
 // AggregatorConfig configures an Aggregator.
 type AggregatorConfig struct {
 	// Durable is the durable consumer name. Default "tally-fold".
 	Durable string
 	// BatchSize is the most messages folded in one Pebble commit. Default
-	// 10,000. It is a bound: a batch holds what the consumer has delivered,
+	// DefaultBatchSize. It is a bound: a batch holds what the consumer has delivered,
 	// so it is that large only when the fold is behind (catching up,
 	// rebuilding), where larger batches rewrite the busy district and
 	// province aggregates less often.
@@ -57,7 +61,7 @@ func (c *AggregatorConfig) ensureDefaults() {
 		c.Durable = "tally-fold"
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 10_000
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tallyvn/tally/tally"
 )
@@ -23,7 +24,11 @@ var (
 //	1 (none stored): v1 aggregates, votes in every area.
 //	2: contract v2: no votes below the council's level, a units summary in
 //	   every area aggregate, station records only for voters.
-const layoutVersion = 2
+//	3: an area record holds the votes of the units that straddle its
+//	   border only; a unit lying wholly in the area keeps its votes in its
+//	   own record alone (see wholeIn); a station record holds its minutes
+//	   without ids, candidates by position (appendMinutes).
+const layoutVersion = 3
 
 const (
 	prefixStation   = 's'
@@ -39,6 +44,51 @@ func appendIDKey(dst []byte, prefix byte, a, b string) []byte {
 	dst = append(dst, a...)
 	dst = append(dst, 0)
 	return append(dst, b...)
+}
+
+// wholeIn reports whether unit u of contest c lies wholly in area a (every
+// station of u listed in the file is in a): then the unit's own aggregate
+// is its part of a's result, and a's record holds none of its votes.
+func wholeIn(e *tally.Election, c, u, a int) bool {
+	return slices.Contains(e.UnitAreas(c, u), a)
+}
+
+// unitSlice is where a unit straddling an area's border keeps its votes in
+// the area's record: from off, one per candidate.
+type unitSlice struct{ unit, off int32 }
+
+// straddling returns the units of contest c with stations in area a that
+// do not lie wholly in it, with where their votes start in a's record,
+// and the length of that record's vote vector: nothing where a's result
+// carries no votes.
+func straddling(e *tally.Election, c, a int) ([]unitSlice, int) {
+	if !e.AreaHasVotes(c, a) {
+		return nil, 0
+	}
+	var out []unitSlice
+	n := 0
+	for _, u := range e.AreaUnits(c, a) {
+		if !wholeIn(e, c, int(u), a) {
+			out = append(out, unitSlice{unit: u, off: int32(n)})
+			n += len(e.Contests[c].Units[u].Candidates)
+		}
+	}
+	return out, n
+}
+
+// appendStationKey appends the key of voter v's record for contest c.
+func appendStationKey(dst []byte, e *tally.Election, c, v int) []byte {
+	return appendIDKey(dst, prefixStation, e.Contests[c].ID, e.Stations[e.Voters(c)[v]].ID)
+}
+
+// appendUnitKey appends the key of unit u's aggregate of contest c.
+func appendUnitKey(dst []byte, e *tally.Election, c, u int) []byte {
+	return appendIDKey(dst, prefixUnit, e.Contests[c].ID, e.Contests[c].Units[u].ID)
+}
+
+// appendAreaKey appends the key of area a's aggregate of contest c.
+func appendAreaKey(dst []byte, e *tally.Election, c, a int) []byte {
+	return appendIDKey(dst, prefixArea, e.Contests[c].ID, e.Areas[a].ID)
 }
 
 func appendHistoryKey(dst []byte, contest, station string, seq uint64) []byte {
@@ -192,6 +242,18 @@ func (a *aggregate) append(dst []byte) []byte {
 
 var errCorruptAggregate = errors.New("projections: corrupt aggregate record")
 
+// skipToVotes returns aggregate record b from its vote count on.
+func skipToVotes(b []byte) ([]byte, error) {
+	for range 8 {
+		_, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errCorruptAggregate
+		}
+		b = b[n:]
+	}
+	return b, nil
+}
+
 // decodeAggregate decodes an aggregate record into a (votes freshly allocated).
 func decodeAggregate(b []byte, a *aggregate) error {
 	var f [8]int64
@@ -258,4 +320,121 @@ func (o Outcome) String() string {
 		return "rejected"
 	}
 	return "skipped"
+}
+
+// A station record keeps its current minutes in the record's own form,
+// not the canonical one of events.AppendBinary: the key already names the
+// contest and station, the store's election fingerprint the election, and
+// a candidate is its position in the unit's list rather than its id. That
+// halves the record, which a batch rewrites for every station that sent
+// minutes. The form is a function of the minutes' content (votes in
+// candidate order), so equal content gives equal bytes: the ledger hashes
+// it to tell a duplicate from a conflict.
+
+// voteAt is a vote by its candidate's position in the unit.
+type voteAt struct {
+	k     int32
+	count int64
+}
+
+// appendMinutes appends the record form of minutes m of unit u of contest
+// c. idx is scratch space, returned for reuse.
+//
+// REQUIRES: m was admitted (every candidate is the unit's, none twice).
+func appendMinutes(dst []byte, e *tally.Election, c, u int, m *tally.Minutes, idx []voteAt) ([]byte, []voteAt) {
+	dst = binary.AppendVarint(dst, m.Version)
+	dst = append(dst, byte(m.Status), m.Present)
+	cn := &m.Counts
+	for _, v := range [6]int64{cn.Registered, cn.Voted, cn.Issued, cn.Received, cn.Valid, cn.Invalid} {
+		dst = binary.AppendVarint(dst, v)
+	}
+	cands := e.Contests[c].Units[u].Candidates
+	idx = idx[:0]
+	for i, v := range m.Votes {
+		k := i // usually listed in the file's order
+		if k >= len(cands) || cands[k].ID != v.Candidate {
+			k, _ = e.CandidateIndex(c, u, v.Candidate)
+		}
+		idx = append(idx, voteAt{k: int32(k), count: v.Count})
+	}
+	byK := func(x, y voteAt) int { return int(x.k) - int(y.k) }
+	if !slices.IsSortedFunc(idx, byK) {
+		slices.SortFunc(idx, byK)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(idx)))
+	for _, v := range idx {
+		dst = binary.AppendUvarint(dst, uint64(v.k))
+		dst = binary.AppendVarint(dst, v.count)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.Reason)))
+	dst = append(dst, m.Reason...)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Signature)))
+	return append(dst, m.Signature...), idx
+}
+
+// decodeMinutes decodes the record form b of station st's minutes for
+// contest c into m, reusing m.Votes.
+func decodeMinutes(b []byte, e *tally.Election, c, st int, m *tally.Minutes) error {
+	u := e.StationUnit(c, st)
+	if u < 0 {
+		return errCorruptRecord
+	}
+	cands := e.Contests[c].Units[u].Candidates
+	*m = tally.Minutes{Election: e.ID, Contest: e.Contests[c].ID, Station: e.Stations[st].ID, Votes: m.Votes[:0]}
+	bad := false
+	varint := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	str := func() string {
+		n := uvarint()
+		if bad || n > uint64(len(b)) {
+			bad = true
+			return ""
+		}
+		s := string(b[:n])
+		b = b[n:]
+		return s
+	}
+	m.Version = varint()
+	if bad || len(b) < 2 {
+		return errCorruptRecord
+	}
+	m.Status, m.Present, b = tally.Status(b[0]), b[1], b[2:]
+	cn := &m.Counts
+	for _, p := range [6]*int64{&cn.Registered, &cn.Voted, &cn.Issued, &cn.Received, &cn.Valid, &cn.Invalid} {
+		*p = varint()
+	}
+	n := uvarint()
+	if bad || n > uint64(len(cands)) {
+		return errCorruptRecord
+	}
+	for range n {
+		k := uvarint()
+		count := varint()
+		if bad || k >= uint64(len(cands)) {
+			return errCorruptRecord
+		}
+		m.Votes = append(m.Votes, tally.Vote{Candidate: cands[k].ID, Count: count})
+	}
+	m.Reason = str()
+	m.Signature = str()
+	if bad || len(b) != 0 {
+		return errCorruptRecord
+	}
+	return nil
 }

@@ -70,6 +70,7 @@ func runNationalBench(b *testing.B, commit bool) {
 		}
 	}
 	var outcomes [projections.Rejected + 1]int
+	var batches, keys, bytes int64 // staged, over every iteration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -92,8 +93,17 @@ func runNationalBench(b *testing.B, commit bool) {
 			if !commit {
 				b.StopTimer()
 			}
-			if _, err := fold.Commit(); err != nil {
+			done, err := fold.EndBatch()
+			if err != nil {
 				b.Fatal(err)
+			}
+			if done != nil {
+				batches++
+				keys += int64(done.Keys)
+				bytes += int64(done.Bytes)
+				if err := fold.CommitBatch(done); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.StartTimer()
 		}
@@ -103,6 +113,10 @@ func runNationalBench(b *testing.B, commit bool) {
 	}
 	b.ReportMetric(float64(b.N*len(n.msgs))/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(n.msgs)), "ns/event")
+	// What a batch stages into Pebble: its keys and encoded bytes, on
+	// average (they do not depend on the machine's load).
+	b.ReportMetric(float64(keys)/float64(batches), "keys/batch")
+	b.ReportMetric(float64(bytes)/float64(batches), "B/batch")
 	if outcomes[projections.Applied] == 0 {
 		b.Fatal("nothing applied")
 	}
@@ -116,3 +130,47 @@ func BenchmarkNationalApply(b *testing.B) { runNationalBench(b, false) }
 // BenchmarkNationalCommit adds the fsynced Pebble commit every 2,000 events
 // (TALLY_BENCH_BATCH).
 func BenchmarkNationalCommit(b *testing.B) { runNationalBench(b, true) }
+
+// BenchmarkNationalAreaJSON renders every area result of every contest
+// (Store.AppendAreaJSON, what the SSE hub does for each changed area)
+// once the national night is folded: the read side of the key layout.
+func BenchmarkNationalAreaJSON(b *testing.B) {
+	n, err := national()
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := projections.Open(filepath.Join(b.TempDir(), "p"), n.e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	fold := store.Fold()
+	for i := range n.msgs {
+		if _, err := fold.Apply(&n.msgs[i]); err != nil {
+			b.Fatal(err)
+		}
+		if i%10_000 == 9_999 {
+			if _, err := fold.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if _, err := fold.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	results := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for c := range n.e.Contests {
+			for a := range n.e.Areas {
+				if buf, _, err = store.AppendAreaJSON(buf[:0], n.e.Contests[c].ID, n.e.Areas[a].ID); err != nil {
+					b.Fatal(err)
+				}
+				results++
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(results), "ns/result")
+}

@@ -185,16 +185,15 @@ type UnitResult = tally.UnitResult
 // result.
 type CandidateResult = tally.CandidateResult
 
-// readAggregate reads an aggregate and the checkpoint from one snapshot.
-func (s *Store) readAggregate(key []byte, nvotes int) (aggregate, uint64, error) {
+// readAt opens a fresh snapshot for the reads of one result.
+func (s *Store) readAt() (reader, uint64, func(), error) {
 	snap := s.db.NewSnapshot()
-	defer snap.Close()
 	meta, err := s.meta(snap)
 	if err != nil {
-		return aggregate{}, 0, err
+		snap.Close()
+		return nil, 0, nil, err
 	}
-	a, err := readAggregateFrom(snap, key, nvotes)
-	return a, meta.Checkpoint, err
+	return snap, meta.Checkpoint, func() { snap.Close() }, nil
 }
 
 // readAggregateFrom reads the aggregate at key from r (zeros when absent).
@@ -217,6 +216,37 @@ func readAggregateFrom(r reader, key []byte, nvotes int) (aggregate, error) {
 		}
 	}
 	return a, nil
+}
+
+// readVotesInto reads the votes of the aggregate at key into dst (zeros
+// when absent), without allocating.
+func readVotesInto(r reader, key []byte, dst []int64) error {
+	v, closer, err := r.Get(key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		clear(dst)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read aggregate: %w", err)
+	}
+	defer closer.Close()
+	b, err := skipToVotes(v)
+	if err != nil {
+		return fmt.Errorf("aggregate %q: %w", key, err)
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n != uint64(len(dst)) {
+		return fmt.Errorf("aggregate %q has %d votes, election says %d", key, n, len(dst))
+	}
+	b = b[k:]
+	for i := range dst {
+		x, k := binary.Varint(b)
+		if k <= 0 {
+			return errCorruptAggregate
+		}
+		dst[i], b = x, b[k:]
+	}
+	return nil
 }
 
 // AreaResult returns the result of contest in area.
@@ -246,7 +276,13 @@ func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool
 	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownArea, area)
 	}
-	agg, seq, err := r.readAggregate(appendIDKey(nil, prefixArea, contest, area), s.e.AreaVoteLen(c, ai))
+	rd, seq, done, err := r.readAt()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	split, n := straddling(s.e, c, ai)
+	agg, err := readAggregateFrom(rd, appendIDKey(nil, prefixArea, contest, area), n)
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +304,25 @@ func (s *Store) areaResult(r aggregateReader, contest, area string, withMap bool
 	if !res.hasVotes {
 		return res, nil
 	}
+	// The area's votes: its units' candidates end to end, from the area's
+	// record for a unit straddling its border, else from the unit's own.
+	votes := make([]int64, s.e.AreaVoteLen(c, ai))
+	var key []byte
+	i := 0
+	for _, u := range s.e.AreaUnits(c, ai) {
+		k := len(s.e.Contests[c].Units[u].Candidates)
+		if len(split) > 0 && split[0].unit == u {
+			copy(votes[i:i+k], agg.votes[split[0].off:])
+			split = split[1:]
+		} else {
+			key = appendUnitKey(key[:0], s.e, c, int(u))
+			if err := readVotesInto(rd, key, votes[i:i+k]); err != nil {
+				return nil, err
+			}
+		}
+		i += k
+	}
+	agg.votes = votes
 	if withMap {
 		res.Votes = make(map[string]int64, len(agg.votes))
 		i := 0
@@ -303,7 +358,12 @@ func (s *Store) unitResult(r aggregateReader, contest, unit string) (*UnitResult
 		return nil, fmt.Errorf("%w %q in contest %q", tally.ErrUnknownUnit, unit, contest)
 	}
 	u := &s.e.Contests[c].Units[ui]
-	agg, seq, err := r.readAggregate(appendIDKey(nil, prefixUnit, contest, unit), len(u.Candidates))
+	rd, seq, done, err := r.readAt()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	agg, err := readAggregateFrom(rd, appendIDKey(nil, prefixUnit, contest, unit), len(u.Candidates))
 	if err != nil {
 		return nil, err
 	}
@@ -355,10 +415,12 @@ type StationView struct {
 // Station returns a station's current minutes and history for contest.
 // It returns tally.ErrUnknownContest or tally.ErrUnknownStation.
 func (s *Store) Station(contest, station string) (*StationView, error) {
-	if _, ok := s.e.ContestIndex(contest); !ok {
+	c, ok := s.e.ContestIndex(contest)
+	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownContest, contest)
 	}
-	if _, ok := s.e.StationIndex(station); !ok {
+	st, ok := s.e.StationIndex(station)
+	if !ok {
 		return nil, fmt.Errorf("%w %q", tally.ErrUnknownStation, station)
 	}
 	snap := s.db.NewSnapshot()
@@ -384,7 +446,7 @@ func (s *Store) Station(contest, station string) (*StationView, error) {
 		payload, hist, err := decodeRecord(v, nil)
 		if err == nil && len(payload) > 0 {
 			var m tally.Minutes
-			if err = events.DecodeBinary(payload, &m); err == nil {
+			if err = decodeMinutes(payload, s.e, c, st, &m); err == nil {
 				view.Current = events.AppendJSON(nil, &m) // copies every string before closer.Close
 			}
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -169,12 +168,12 @@ func (s *Store) load() error {
 		if err != nil {
 			return fmt.Errorf("%w: station record %q: %w", ErrCorrupt, key, err)
 		}
-		cur := &f.state[c].stations[v]
+		cur := &f.ledger.stations[c][v]
 		cur.hist = hist
 		if len(payload) == 0 {
 			continue // only rejected messages so far
 		}
-		if err := events.DecodeBinary(payload, &m); err != nil {
+		if err := decodeMinutes(payload, s.e, c, st, &m); err != nil {
 			return fmt.Errorf("%w: station record %q: %w", ErrCorrupt, key, err)
 		}
 		if viol := s.e.Check(&m, 0, &r, nil); len(viol) > 0 || r.Contest != c || r.Station != st {
@@ -184,16 +183,17 @@ func (s *Store) load() error {
 		cur.payload = bytes.Clone(payload)
 		cur.hash = xxhashSum(payload)
 		copy(cur.votes, r.Votes)
-		f.contribute(r.Contest, r.Voter, cur, +1)
+		// The station's change from nothing to its current minutes.
+		ch := change{contest: c, voter: v, old: &contribution{}, new: &cur.contribution}
+		f.units.apply(&ch)
+		f.areas.apply(&ch)
 	}
 	if err := iter.Error(); err != nil {
 		return fmt.Errorf("%w: read station records: %w", ErrCorrupt, err)
 	}
-	f.decideUnits()
-	for _, ref := range f.dirty {
-		f.aggregate(ref).dirty = false
-	}
-	f.dirty = f.dirty[:0]
+	f.units.decide(f.areas.unitDecided)
+	f.units.clean()
+	f.areas.clean()
 	s.fold = f
 	return nil
 }
@@ -229,9 +229,8 @@ func (s *Store) Meta() (Meta, error) { return s.meta(s.db) }
 
 // Close closes the store. Uncommitted fold work is discarded.
 func (s *Store) Close() error {
-	if s.fold != nil && s.fold.batch != nil {
-		s.fold.batch.Close()
-		s.fold.batch = nil
+	if s.fold != nil {
+		s.fold.stage.discard()
 	}
 	return s.db.Close()
 }

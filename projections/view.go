@@ -7,7 +7,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -92,15 +91,15 @@ func (v *View) Election() *tally.Election {
 	return v.s.e
 }
 
-// aggregateReader reads an aggregate and the stream position it reflects:
-// the Store from a fresh snapshot per read, a View from its own.
+// aggregateReader gives the reads of one result a snapshot and the stream
+// position it reflects: the Store a fresh snapshot per result, a View its
+// own. The caller calls done when its reads are over.
 type aggregateReader interface {
-	readAggregate(key []byte, nvotes int) (aggregate, uint64, error)
+	readAt() (r reader, seq uint64, done func(), err error)
 }
 
-func (v *View) readAggregate(key []byte, nvotes int) (aggregate, uint64, error) {
-	a, err := readAggregateFrom(v.snap, key, nvotes)
-	return a, v.meta.Checkpoint, err
+func (v *View) readAt() (reader, uint64, func(), error) {
+	return v.snap, v.meta.Checkpoint, func() {}, nil
 }
 
 // AreaResult returns the result of contest in area, as Store.AreaResult
@@ -242,7 +241,7 @@ func (v *View) Station(contest, station string) (*StationResult, error) {
 		return res, nil
 	}
 	var m tally.Minutes
-	if err := events.DecodeBinary(payload, &m); err != nil {
+	if err := decodeMinutes(payload, e, c, st, &m); err != nil {
 		return nil, fmt.Errorf("station record %s/%s: %w", contest, station, err)
 	}
 	res.Status = m.Status

@@ -99,7 +99,7 @@ func (s *Server) checkToken(r *http.Request) tokenCheck {
 		return tokenWrong
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(given)))
-	want := sha256.Sum256([]byte(s.cfg.Token))
+	want := sha256.Sum256([]byte(s.cfg.Gateway.Token))
 	if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
 		return tokenValid
 	}
@@ -154,7 +154,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	// With an operator token, a client that does not sign needs it; a
 	// wrong one is refused at once, whatever the body holds.
-	authed := s.cfg.Token == ""
+	authed := s.cfg.Gateway.Token == ""
 	if !authed {
 		switch s.checkToken(r) {
 		case tokenValid:
@@ -171,8 +171,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	// Shed load before reading the body: a refused request costs nothing.
 	size := r.ContentLength
-	if size < 0 || size > s.cfg.MaxBodyBytes {
-		size = s.cfg.MaxBodyBytes
+	if size < 0 || size > s.cfg.Gateway.MaxBodyBytes {
+		size = s.cfg.Gateway.MaxBodyBytes
 	}
 	if no := s.adm.acquire(size); no != nil {
 		no.write(w)
@@ -184,7 +184,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		no.write(w)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.Gateway.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -199,8 +199,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(decoded) > s.cfg.MaxMinutes {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d minutes in one request, at most %d", len(decoded), s.cfg.MaxMinutes))
+	if len(decoded) > s.cfg.Gateway.MaxMinutes {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d minutes in one request, at most %d", len(decoded), s.cfg.Gateway.MaxMinutes))
 		return
 	}
 	if !authed {
@@ -227,7 +227,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, ErrorsResponse{Errors: viol})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Gateway.PublishTimeout)
 	defer cancel()
 	down := s.natsDown()
 	go func() {

@@ -35,8 +35,8 @@ import (
 func TestAttackNATSSideDoor(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, func(c *server.Config) {
-		c.Token = testToken
-		c.NATSListen = "127.0.0.1:0"
+		c.Gateway.Token = testToken
+		c.NATS.Listen = "127.0.0.1:0"
 	})
 	ts.submitAs("Bearer "+testToken, object(qhFinal["LB-BD-01"]))
 	if code, _, _ := ts.postAs("", object(qhFinal["LB-NT-01"])); code != http.StatusUnauthorized {
@@ -73,7 +73,7 @@ func TestAttackMsgIDPoisoning(t *testing.T) {
 	t.Parallel()
 	a, b := newStationKey(t, "LB-BD-01"), newStationKey(t, "LB-BD-02")
 	e := sealedElection(t, a, b)
-	ts := startSealed(t, e, func(c *server.Config) { c.NATSListen = "127.0.0.1:0" })
+	ts := startSealed(t, e, func(c *server.Config) { c.NATS.Listen = "127.0.0.1:0" })
 	ts.submit(object(seal(t, b.seed, qhFinal["LB-BD-02"])))
 
 	// B's next version, and the id the gateway derives from it.
@@ -188,7 +188,7 @@ func TestAttackCrossSiteSubmission(t *testing.T) {
 func TestAttackHSTS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile, pool := selfSigned(t)
-	ts := startServer(t, func(c *server.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
+	ts := startServer(t, func(c *server.Config) { c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile = certFile, keyFile })
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer client.CloseIdleConnections()
 	for _, path := range []string{"/", "/api/v1/status"} {
@@ -275,7 +275,7 @@ func TestAttackDuplicateMemberNames(t *testing.T) {
 	t.Parallel()
 	a, b := newStationKey(t, "LB-BD-01"), newStationKey(t, "LB-BD-02")
 	e := sealedElection(t, a, b)
-	ts := startSealed(t, e, func(c *server.Config) { c.NATSListen = "127.0.0.1:0" })
+	ts := startSealed(t, e, func(c *server.Config) { c.NATS.Listen = "127.0.0.1:0" })
 	genuine := string(seal(t, a.seed, qhFinal["LB-BD-01"]).json())
 	before := snapshot(ts, true)
 	for _, tc := range []struct{ name, body string }{
@@ -325,7 +325,7 @@ func TestAttackRejectionInOwnHistory(t *testing.T) {
 	t.Parallel()
 	a, b := newStationKey(t, "LB-BD-01"), newStationKey(t, "LB-BD-02")
 	e := sealedElection(t, a, b)
-	ts := startSealed(t, e, func(c *server.Config) { c.NATSListen = "127.0.0.1:0" })
+	ts := startSealed(t, e, func(c *server.Config) { c.NATS.Listen = "127.0.0.1:0" })
 	errs := make(chan error, 8)
 	jsA, _ := jetstream.New(stationConn(t, ts.srv.NATSURL(), a, errs))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

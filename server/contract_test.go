@@ -135,8 +135,8 @@ func startServer(t *testing.T, configure func(*server.Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none",
-		NATSUsers: []broker.Authorized{{Key: op.Public}}}
+	cfg := server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"},
+		NATS: server.NATSConfig{Listen: "none", Users: []broker.Authorized{{Key: op.Public}}}}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -840,8 +840,8 @@ func TestSubmitTooLargeIs413(t *testing.T) {
 	t.Parallel()
 	const maxBody, maxMinutes = 2048, 3
 	ts := startServer(t, func(c *server.Config) {
-		c.MaxBodyBytes = maxBody
-		c.MaxMinutes = maxMinutes
+		c.Gateway.MaxBodyBytes = maxBody
+		c.Gateway.MaxMinutes = maxMinutes
 	})
 	var ms []M
 	for _, s := range []string{"LB-BD-01", "LB-BD-02", "LB-NT-01", "LB-NT-02", "LB-TB-01", "LB-TB-02"} {
@@ -993,7 +993,7 @@ func TestSubmitLargeBatchAcrossPublishWindows(t *testing.T) {
 
 func TestStatusCountsAfterKnownWorkload(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *server.Config) { c.NATSListen = "127.0.0.1:0" })
+	ts := startServer(t, func(c *server.Config) { c.NATS.Listen = "127.0.0.1:0" })
 	mustEqual(t, "status of a new server", ts.status(), statusAnswer{Election: electionID})
 
 	bd01v2 := qhFinal["LB-BD-01"].with("version", 2)
@@ -1545,7 +1545,7 @@ func reasonJSON(r string) []byte {
 
 func TestRejectionsOfMinutesPublishedToNATS(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *server.Config) { c.NATSListen = "127.0.0.1:0" })
+	ts := startServer(t, func(c *server.Config) { c.NATS.Listen = "127.0.0.1:0" })
 	if ts.srv.NATSURL() == "" {
 		t.Fatal("NATSURL is empty with NATSListen 127.0.0.1:0")
 	}

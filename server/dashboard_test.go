@@ -50,7 +50,7 @@ func TestDashboard(t *testing.T) {
 	// The server, and a proxy in front of it that the test can cut to
 	// simulate a lost connection: the browser talks to the proxy only.
 	srvCtx, stopServer := context.WithCancel(context.Background())
-	srv, err := server.New(srvCtx, server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"})
+	srv, err := server.New(srvCtx, server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{Listen: "none"}})
 	if err != nil {
 		stopServer()
 		t.Fatal(err)

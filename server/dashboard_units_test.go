@@ -105,7 +105,7 @@ func TestDashboardTwoTier(t *testing.T) {
 	}
 
 	srvCtx, stopServer := context.WithCancel(context.Background())
-	srv, err := server.New(srvCtx, server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none"})
+	srv, err := server.New(srvCtx, server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{Listen: "none"}})
 	if err != nil {
 		stopServer()
 		t.Fatal(err)

@@ -27,7 +27,7 @@ func TestExternalNATS(t *testing.T) {
 
 	start := func() (*Server, string, context.CancelFunc, chan error) {
 		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSURL: url})
+		srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), HTTP: HTTPConfig{Addr: "127.0.0.1:0"}, NATS: NATSConfig{URL: url}})
 		if err != nil {
 			t.Fatal(err)
 		}

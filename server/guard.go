@@ -136,7 +136,7 @@ func (s *Server) originAllowed(origin string, r *http.Request) bool {
 	if u, err := url.Parse(origin); err == nil && u.Scheme == scheme && u.Path == "" && strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	for _, o := range s.cfg.AllowOrigins {
+	for _, o := range s.cfg.Gateway.AllowOrigins {
 		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
 			return true
 		}

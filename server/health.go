@@ -92,8 +92,8 @@ func (s *Server) readiness(ctx context.Context) Health {
 
 // node returns this node's name.
 func (s *Server) node() string {
-	if s.cfg.Node == "" {
+	if s.cfg.Fold.Node == "" {
 		return projections.DefaultNode
 	}
-	return s.cfg.Node
+	return s.cfg.Fold.Node
 }

@@ -75,7 +75,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		}
 	}()
 	e, lines := longBien(t)
-	cfg := Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSURL: ext.ClientURL(), Node: "hn-1"}
+	cfg := Config{Election: e, DataDir: t.TempDir(), HTTP: HTTPConfig{Addr: "127.0.0.1:0"}, NATS: NATSConfig{URL: ext.ClientURL()}, Fold: FoldConfig{Node: "hn-1"}}
 	type running struct {
 		srv    *Server
 		base   string

@@ -18,7 +18,7 @@ func runServerOn(t *testing.T, dir string) (*testServer, func()) {
 	t.Helper()
 	e := parseElection(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{Election: e, DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "none"})
+	srv, err := server.New(ctx, server.Config{Election: e, DataDir: dir, HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{Listen: "none"}})
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

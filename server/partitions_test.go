@@ -52,8 +52,8 @@ func TestPartitionsInProcess(t *testing.T) {
 	start := func(partitions int) *server.Server {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := server.New(ctx, server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none",
-			Partitions: partitions, BatchSize: 16})
+		srv, err := server.New(ctx, server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{Listen: "none"},
+			Fold: server.FoldConfig{Partitions: partitions, BatchSize: 16}})
 		if err != nil {
 			cancel()
 			t.Fatalf("server.New: %v", err)

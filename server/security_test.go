@@ -245,9 +245,9 @@ func TestSealedGatewayRefusesForgeries(t *testing.T) {
 	a, b := newStationKey(t, "LB-BD-01"), newStationKey(t, "LB-BD-02")
 	e := sealedElection(t, a, b)
 	ts := startSealed(t, e, func(c *server.Config) {
-		c.Token = testToken
-		c.MaxBodyBytes = 16 << 10
-		c.MaxMinutes = 4
+		c.Gateway.Token = testToken
+		c.Gateway.MaxBodyBytes = 16 << 10
+		c.Gateway.MaxMinutes = 4
 	})
 
 	// The genuine minutes: station A's, sealed, need no token.
@@ -336,7 +336,7 @@ func TestSealedGatewayRefusesForgeries(t *testing.T) {
 // error that repeats nothing sent), whatever the body; reads need no token.
 func TestOperatorTokenGuardsWrites(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *server.Config) { c.Token = testToken })
+	ts := startServer(t, func(c *server.Config) { c.Gateway.Token = testToken })
 	ts.submitAs("Bearer "+testToken, object(qhFinal["LB-BD-01"]))
 	before := snapshot(ts, true)
 	wrong := "Bearer " + testToken[:len(testToken)-1] + "0"
@@ -378,7 +378,7 @@ func TestOperatorTokenGuardsWrites(t *testing.T) {
 // that allows nothing.
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *server.Config) { c.Token = testToken })
+	ts := startServer(t, func(c *server.Config) { c.Gateway.Token = testToken })
 	for _, tc := range []struct{ method, path, csp string }{
 		{"GET", "/", "script-src 'self'"},
 		{"GET", "/app.js", "script-src 'self'"},
@@ -450,7 +450,7 @@ func TestSealedNATSPermissions(t *testing.T) {
 	t.Parallel()
 	a, b := newStationKey(t, "LB-BD-01"), newStationKey(t, "LB-BD-02")
 	e := sealedElection(t, a, b)
-	ts := startSealed(t, e, func(c *server.Config) { c.NATSListen = "127.0.0.1:0" })
+	ts := startSealed(t, e, func(c *server.Config) { c.NATS.Listen = "127.0.0.1:0" })
 	url := ts.srv.NATSURL()
 	if url == "" {
 		t.Fatal("no NATS listener")
@@ -609,7 +609,7 @@ func TestExternalNATSWithIdentities(t *testing.T) {
 	}
 	t.Cleanup(ext.Shutdown)
 
-	_, err = server.New(context.Background(), server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSURL: ext.ClientURL()})
+	_, err = server.New(context.Background(), server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{URL: ext.ClientURL()}})
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 		t.Fatalf("anonymous tally on an authenticated server: %v, want an authorization error", err)
 	}
@@ -618,16 +618,16 @@ func TestExternalNATSWithIdentities(t *testing.T) {
 	// the stream).
 	short, stop := context.WithTimeout(context.Background(), time.Second)
 	defer stop()
-	_, err = server.New(short, server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
-		NATSURL: ext.ClientURL(), GatewayNATS: &gw, AggregatorNATS: &gw})
+	_, err = server.New(short, server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"},
+		NATS: server.NATSConfig{URL: ext.ClientURL(), Gateway: &gw, Aggregator: &gw}})
 	if err == nil {
 		t.Fatal("tally started with the gateway's key as the aggregator's")
 	}
 	t.Logf("tally with the gateway's key as aggregator: %v", err)
 
 	ts := startServer(t, func(c *server.Config) {
-		c.Election, c.NATSURL, c.GatewayNATS, c.AggregatorNATS = e, ext.ClientURL(), &gw, &agg
-		c.NATSUsers = nil // the external server's configuration admits its own
+		c.Election, c.NATS.URL, c.NATS.Gateway, c.NATS.Aggregator = e, ext.ClientURL(), &gw, &agg
+		c.NATS.Users = nil // the external server's configuration admits its own
 	})
 	ts.e = e
 	if !ts.srv.NATSAuth() {
@@ -680,10 +680,10 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile, pool := selfSigned(t)
 	if _, err := server.New(context.Background(), server.Config{Election: parseElection(t), DataDir: t.TempDir(),
-		HTTPAddr: "127.0.0.1:0", NATSListen: "none", TLSCertFile: certFile}); err == nil {
+		HTTP: server.HTTPConfig{Addr: "127.0.0.1:0", TLSCertFile: certFile}, NATS: server.NATSConfig{Listen: "none"}}); err == nil {
 		t.Fatal("a certificate without a key was accepted")
 	}
-	ts := startServer(t, func(c *server.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
+	ts := startServer(t, func(c *server.Config) { c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile = certFile, keyFile })
 	if !strings.HasPrefix(ts.srv.URL(), "https://") {
 		t.Fatalf("URL %q, want https://", ts.srv.URL())
 	}
@@ -723,9 +723,9 @@ func TestNATSOperatorIdentities(t *testing.T) {
 	op, _ := broker.NewIdentity()
 	scoped, _ := broker.NewIdentity()
 	ts := startServer(t, func(c *server.Config) {
-		c.Token = testToken
-		c.NATSListen = "127.0.0.1:0"
-		c.NATSUsers = []broker.Authorized{{Key: op.Public}, {Key: scoped.Public, Station: "LB-NT-01"}}
+		c.Gateway.Token = testToken
+		c.NATS.Listen = "127.0.0.1:0"
+		c.NATS.Users = []broker.Authorized{{Key: op.Public}, {Key: scoped.Public, Station: "LB-NT-01"}}
 	})
 	url := ts.srv.NATSURL()
 	if got := ts.srv.NATSAdmits(); !strings.Contains(got, "2 operator identities") || !strings.Contains(got, "no anonymous") {
@@ -793,7 +793,7 @@ func TestNATSOperatorIdentities(t *testing.T) {
 	t.Logf("attack %q: server said %q", "another station's subject", permissionViolation(t, errsS))
 
 	// No identity listed: the listener admits only tally's own.
-	bare := startServer(t, func(c *server.Config) { c.NATSListen, c.NATSUsers = "127.0.0.1:0", nil })
+	bare := startServer(t, func(c *server.Config) { c.NATS.Listen, c.NATS.Users = "127.0.0.1:0", nil })
 	if got := bare.srv.NATSAdmits(); !strings.Contains(got, "only tally's own") {
 		t.Errorf("NATSAdmits %q without identities, want only tally's own", got)
 	}

@@ -1,7 +1,10 @@
-// Package server runs tally as a service: the NATS connection (embedded
-// server by default), the minutes stream, the aggregator folding it into
-// the projections, and the HTTP API of CONTRACT §5 (the ingest gateway and
-// the queries).
+// Package server runs tally as a service: it wires tally's NATS
+// connections per role (broker.Connect: an embedded server by default),
+// the minutes streams, the folds following them into the projections
+// (projections.Follower, one per partition), and serves the HTTP API of
+// CONTRACT §5 (the ingest gateway and the queries), the event streams, the
+// dashboard and the metrics. Config (config.go) holds its settings in
+// parts, with their defaults (DefaultConfig) and rules (Validate).
 //
 // Imports flow one way: server → projections → events → tally.
 package server
@@ -18,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,166 +31,15 @@ import (
 	"github.com/tallyvn/tally/tally"
 )
 
-// Config configures a Server.
-type Config struct {
-	Election *tally.Election
-	// DataDir holds the projections (DataDir/projections) and, in embedded
-	// mode, the NATS store (DataDir/nats).
-	DataDir string
-	// HTTPAddr is the API address. Default 127.0.0.1:8080; port 0 picks one.
-	HTTPAddr string
-	// NATSURL selects an external NATS server or cluster, one URL or
-	// several separated by commas; "" runs an embedded server.
-	NATSURL string
-	// NATSListen is where the embedded server listens for stations
-	// ("none": no listener). Default 127.0.0.1:4222.
-	NATSListen string
-	// Partitions splits the minutes into that many streams by province
-	// (CONTRACT §6 v2, events.Partition), each folded by its own follower
-	// into its own store (projections.PartitionDir) with its own durable
-	// consumer (projections.PartitionConsumer), in parallel. Fixed when the
-	// streams are first created: a start with another number is refused.
-	// Default 1: the one stream, store and consumer tally always had.
-	Partitions int
-	// Replicas of the stream on an external cluster. Default 1; more than 1
-	// is refused with the embedded server, which is a single server.
-	Replicas int
-	// Node names this tally node (CONTRACT §6 v2): its folds follow the
-	// streams with their own durable consumers (projections.FoldConsumer,
-	// PartitionConsumer), so
-	// several nodes on one cluster, each with its own DataDir, never touch
-	// one another's. "" is projections.DefaultNode.
-	Node string
-	// BatchSize is the most messages per fold commit.
-	BatchSize int
-	// MaxBodyBytes caps a submission body. Default 8 MiB.
-	MaxBodyBytes int64
-	// MaxMinutes caps the minutes in one submission. Default 10,000.
-	MaxMinutes int
-	// PublishTimeout bounds the wait for JetStream's acknowledgements of
-	// one submission; past it the answer is 503. Default 10 s.
-	PublishTimeout time.Duration
-	// NoGroupCommit publishes every minutes on its own instead of storing
-	// concurrent submissions together in JetStream atomic batches
-	// (events.GroupCommit).
-	NoGroupCommit bool
-	// MaxPending bounds how far the fold may fall behind the stream (in
-	// events) before submissions are refused with 429. Default 100,000.
-	MaxPending uint64
-	// MaxInFlight caps the submissions being read, checked and published
-	// at once; beyond it the answer is 429. Default 512.
-	MaxInFlight int
-	// MaxInFlightBytes caps the bytes of the submissions in flight (by
-	// Content-Length, MaxBodyBytes when unknown). Default 128 MiB.
-	MaxInFlightBytes int64
-	// MinFreeBytes is the free space the data directory's filesystem must
-	// keep for a submission to be accepted (503 below it). Default 64 MiB;
-	// negative: not checked.
-	MinFreeBytes int64
-	// GatewayNATS and AggregatorNATS are tally's own NATS identities, both
-	// or neither: the gateway publishes the minutes it accepted, the
-	// aggregator manages the stream and folds it (broker.Roles). With an
-	// external server (NATSURL) they are the keys its configuration grants
-	// those permissions (`tally nats-config`); nil there: one anonymous
-	// connection. In embedded mode they are generated in memory when nil.
-	GatewayNATS, AggregatorNATS *broker.Identity
-	// NATSUsers are the identities the operator admits to the embedded
-	// server's listener besides the sealed stations (broker.Authorized).
-	// The embedded server never admits anonymous clients: with neither
-	// seals nor NATSUsers, its listener admits only tally's own
-	// identities (see NATSAdmits).
-	NATSUsers []broker.Authorized
-	// AllowOrigins are the origins (scheme://host[:port]) besides the
-	// server's own whose pages may POST minutes; "*" allows any. A POST
-	// with another Origin header is refused with 403.
-	AllowOrigins []string
-	// MaxStreams caps the event streams (GET /api/v1/stream) open at once;
-	// MaxStreamsPerClient caps those of one remote IP address. Past
-	// either the answer is 503. Defaults 1,000 and 16.
-	MaxStreams, MaxStreamsPerClient int
-	// Token, when not empty, is the operator token: a submission must carry
-	// "Authorization: Bearer TOKEN" unless every minutes in it is for a
-	// sealed station (whose signature vouches for it instead).
-	Token string
-	// TLSCertFile and TLSKeyFile (PEM), both or neither, make the API and
-	// the dashboard HTTPS.
-	TLSCertFile, TLSKeyFile string
-	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound a
-	// client's request headers, whole request, answer (event streams are
-	// exempt) and idle keep-alive connection. Defaults 10 s, 60 s, 60 s,
-	// 120 s.
-	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// ShutdownTimeout bounds a clean shutdown: draining HTTP requests, then
-	// letting the fold apply what the stream holds. Default 15 s.
-	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
-}
-
-func (c *Config) ensureDefaults() {
-	if c.Partitions <= 0 {
-		c.Partitions = 1
-	}
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = "127.0.0.1:8080"
-	}
-	if c.NATSListen == "" {
-		c.NATSListen = "127.0.0.1:4222"
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 8 << 20
-	}
-	if c.MaxMinutes <= 0 {
-		c.MaxMinutes = 10_000
-	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 10 * time.Second
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = 100_000
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 512
-	}
-	if c.MaxInFlightBytes <= 0 {
-		c.MaxInFlightBytes = 128 << 20
-	}
-	if c.MinFreeBytes == 0 {
-		c.MinFreeBytes = 64 << 20
-	}
-	if c.ReadHeaderTimeout <= 0 {
-		c.ReadHeaderTimeout = 10 * time.Second
-	}
-	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = 60 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 60 * time.Second
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 120 * time.Second
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 15 * time.Second
-	}
-	if c.MaxStreams <= 0 {
-		c.MaxStreams = 1000
-	}
-	if c.MaxStreamsPerClient <= 0 {
-		c.MaxStreamsPerClient = 16
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-}
-
 // Server is a running tally. Create it with New, run it with Run.
 type Server struct {
-	cfg      Config
-	e        *tally.Election
-	embedded *broker.Embedded // nil with an external server
-	// nc is the aggregator's connection (the stream, the fold's consumer);
-	// gw is the gateway's (publishing accepted minutes). They are one and
-	// the same connection unless tally has NATS identities.
+	cfg Config
+	e   *tally.Election
+	// conns are tally's NATS connections per role (and the embedded
+	// server); nc is the aggregator's (the streams, the folds' consumers),
+	// gw the gateway's (publishing accepted minutes). They are one and the
+	// same connection unless tally has NATS identities.
+	conns  *broker.Conns
 	nc, gw *nats.Conn
 	js     jetstream.JetStream
 	tls    bool // the HTTP listener serves TLS
@@ -256,26 +107,18 @@ const (
 // stream, the projections and the HTTP listener. On error, whatever was
 // opened is closed again.
 func New(ctx context.Context, cfg Config) (_ *Server, err error) {
-	cfg.ensureDefaults()
-	if cfg.Election == nil {
-		return nil, errors.New("server: no election")
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	n := cfg.Partitions
+	n := cfg.Fold.Partitions
 	durables := make([]string, n)
 	for p := range durables {
-		d, err := projections.PartitionConsumer(cfg.Node, p, n)
+		d, err := projections.PartitionConsumer(cfg.Fold.Node, p, n)
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		durables[p] = d
-	}
-	if cfg.NATSURL == "" && cfg.Replicas > 1 {
-		return nil, fmt.Errorf("server: %d replicas need a NATS cluster (--nats URL); the embedded server is a single server and keeps one copy", cfg.Replicas)
-	}
-	if n > 1 {
-		if err := events.CheckPartitionable(cfg.Election); err != nil {
-			return nil, fmt.Errorf("server: --partitions %d: %w", n, err)
-		}
 	}
 	s := &Server{cfg: cfg, e: cfg.Election, durables: durables}
 	s.mu.changed = make(chan struct{})
@@ -296,9 +139,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
-	if err := s.connect(); err != nil {
+	s.conns, err = broker.Connect(broker.ConnectOptions{
+		URL: cfg.NATS.URL, Dir: cfg.DataDir, Listen: cfg.NATS.Listen,
+		Election: cfg.Election, Partitions: n,
+		Gateway: cfg.NATS.Gateway, Aggregator: cfg.NATS.Aggregator, Users: cfg.NATS.Users,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
 		return nil, err
 	}
+	s.nc, s.gw = s.conns.Aggregator, s.conns.Gateway
 	s.mu.down = make(chan struct{})
 	// The gateway's connection decides whether submissions can be stored.
 	s.gw.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -333,7 +183,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	s.streams, err = s.ensureStreams(ctx) // cluster.go
+	// An external cluster may need seconds to elect a meta leader.
+	wait := broker.StreamWait
+	if s.conns.Embedded != nil {
+		wait = 0
+	}
+	s.streams, err = broker.WaitPartitionStreams(ctx, s.js, s.e, n, cfg.NATS.Replicas, wait, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -347,8 +202,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 	s.pub = events.NewPartitionedPublisher(pubJS, s.e, n)
-	if !cfg.NoGroupCommit {
-		s.gc = events.NewGroupCommit(pubJS, 0, cfg.PublishTimeout)
+	if !cfg.Gateway.NoGroupCommit {
+		s.gc = events.NewGroupCommit(pubJS, 0, cfg.Gateway.PublishTimeout)
 		s.gc.OnCommit = func(n int, atomic bool) {
 			kind := "each"
 			if atomic {
@@ -359,11 +214,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.pub.GroupCommit(s.gc)
 	}
 	var tlsConfig *tls.Config
-	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
-		if cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" {
-			return nil, errors.New("server: TLS needs both a certificate and a key")
-		}
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if cfg.HTTP.TLSCertFile != "" { // and TLSKeyFile: Validate
+		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("TLS certificate: %w", err)
 		}
@@ -373,18 +225,18 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.tls = true
 		s.tlsConfig = tlsConfig
 	}
-	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	s.ln, err = net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Addr, err)
 	}
-	s.sse = &streamLimit{max: cfg.MaxStreams, perClient: cfg.MaxStreamsPerClient, byIP: map[string]int{}}
+	s.sse = &streamLimit{max: cfg.HTTP.MaxStreams, perClient: cfg.HTTP.MaxStreamsPerClient, byIP: map[string]int{}}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ConnContext:       connContext,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
@@ -407,13 +259,13 @@ func (s *Server) URL() string {
 // NATSAuth reports whether tally's NATS connections authenticate with
 // their own identities (always with the embedded server, whose clients
 // must all be known).
-func (s *Server) NATSAuth() bool { return s.gw != s.nc }
+func (s *Server) NATSAuth() bool { return s.conns.Authenticated() }
 
 // NATSAdmits says who the embedded server's listener admits: sealed
-// stations, the operator's identities (Config.NATSUsers), or only tally's
+// stations, the operator's identities (NATSConfig.Users), or only tally's
 // own identities; "" with no listener or an external server.
 func (s *Server) NATSAdmits() string {
-	if s.embedded == nil || s.embedded.ClientURL() == "" {
+	if s.conns.ClientURL() == "" {
 		return ""
 	}
 	var who []string
@@ -426,7 +278,7 @@ func (s *Server) NATSAdmits() string {
 	if n > 0 {
 		who = append(who, fmt.Sprintf("%d sealed stations", n))
 	}
-	if n = len(s.cfg.NATSUsers); n > 0 {
+	if n = len(s.cfg.NATS.Users); n > 0 {
 		who = append(who, fmt.Sprintf("%d operator identities", n))
 	}
 	if len(who) == 0 {
@@ -435,73 +287,12 @@ func (s *Server) NATSAdmits() string {
 	return strings.Join(who, " and ") + ", by nkey; no anonymous client"
 }
 
-// connect starts the embedded NATS server or dials the external one and
-// opens tally's connections: on the embedded server (whose only users are
-// the sealed stations, the operator's identities, the gateway and the
-// aggregator: anonymous clients are refused), and on an external server
-// given identities, one connection per role, each allowed only what that
-// role needs; on an external server without identities, one anonymous
-// connection.
-func (s *Server) connect() error {
-	cfg := &s.cfg
-	gw, agg := cfg.GatewayNATS, cfg.AggregatorNATS
-	if (gw == nil) != (agg == nil) {
-		return errors.New("server: give both NATS identities (gateway and aggregator) or neither")
-	}
-	// Asynchronous errors (a permission refused, a slow consumer) are
-	// logged, not printed to stderr by the client library.
-	logErrs := nats.ErrorHandler(func(nc *nats.Conn, _ *nats.Subscription, err error) {
-		cfg.Logger.Warn("NATS error", "connection", nc.Opts.Name, "err", err)
-	})
-	var err error
-	if cfg.NATSURL == "" {
-		if gw == nil {
-			g, err := broker.NewIdentity()
-			if err != nil {
-				return err
-			}
-			a, err := broker.NewIdentity()
-			if err != nil {
-				return err
-			}
-			gw, agg = &g, &a
-		}
-		opts := broker.EmbeddedOptions{Dir: cfg.DataDir, Listen: cfg.NATSListen, Logger: cfg.Logger,
-			Users: broker.Users(s.e, broker.Roles{Gateway: gw.Public, Aggregator: agg.Public, Partitions: cfg.Partitions}, cfg.NATSUsers...)}
-		if s.embedded, err = broker.StartEmbedded(opts); err != nil {
-			return err
-		}
-		if s.nc, err = s.embedded.Connect("tally-aggregator", agg.Option(), logErrs); err != nil {
-			return fmt.Errorf("aggregator: %w", err)
-		}
-		if s.gw, err = s.embedded.Connect("tally-gateway", gw.Option(), logErrs); err != nil {
-			return fmt.Errorf("gateway: %w", err)
-		}
-		return nil
-	}
-	if len(cfg.NATSUsers) > 0 {
-		return errors.New("server: NATS users are for the embedded server; an external server's configuration admits its own")
-	}
-	if gw == nil {
-		s.nc, err = broker.Dial(cfg.NATSURL, "tally", logErrs)
-		s.gw = s.nc
-		return err
-	}
-	if s.nc, err = broker.Dial(cfg.NATSURL, "tally-aggregator", agg.Option(), logErrs); err != nil {
-		return fmt.Errorf("aggregator (key %s): %w", agg.Public, err)
-	}
-	if s.gw, err = broker.Dial(cfg.NATSURL, "tally-gateway", gw.Option(), logErrs); err != nil {
-		return fmt.Errorf("gateway (key %s): %w", gw.Public, err)
-	}
-	return nil
-}
-
 // NATSURL returns the URL stations can publish to, "" if none.
 func (s *Server) NATSURL() string {
-	if s.embedded != nil {
-		return s.embedded.ClientURL()
+	if s.conns.Embedded != nil {
+		return s.conns.ClientURL()
 	}
-	return s.cfg.NATSURL
+	return s.cfg.NATS.URL
 }
 
 // openProjections opens the projections, one store per partition, setting
@@ -511,7 +302,7 @@ func (s *Server) NATSURL() string {
 // for byte the same store), and results are withheld until every
 // partition has caught up.
 func (s *Server) openProjections(ctx context.Context) error {
-	n := s.cfg.Partitions
+	n := s.cfg.Fold.Partitions
 	if err := projections.CheckPartitionDirs(s.cfg.DataDir, n); err != nil {
 		return err
 	}
@@ -600,8 +391,8 @@ func (s *Server) openProjections(ctx context.Context) error {
 	s.metrics.appliedSeq.Set(float64(s.mu.meta.Checkpoint))
 	s.hub = newHub(s.parts, s.metrics, s.mu.meta.Checkpoint)
 	s.adm = &admission{
-		maxInFlight: s.cfg.MaxInFlight, maxBytes: s.cfg.MaxInFlightBytes, maxPending: s.cfg.MaxPending,
-		minFree: s.cfg.MinFreeBytes, dir: s.cfg.DataDir, freeBytes: diskFree,
+		maxInFlight: s.cfg.Gateway.MaxInFlight, maxBytes: s.cfg.Gateway.MaxInFlightBytes, maxPending: s.cfg.Gateway.MaxPending,
+		minFree: s.cfg.Gateway.MinFreeBytes, dir: s.cfg.DataDir, freeBytes: diskFree,
 		parts: make([]partBacklog, n),
 	}
 	for p := range n {
@@ -712,7 +503,7 @@ func (s *Server) Run(ctx context.Context) error {
 		cancel()
 	}()
 	<-ctx.Done()
-	shutdownCtx, stop := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	shutdownCtx, stop := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer stop()
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
 		s.cfg.Logger.Warn("http shutdown", "err", err)
@@ -746,14 +537,8 @@ func (s *Server) closeAll() {
 			s.cfg.Logger.Warn("close gateway refusals", "err", err)
 		}
 	}
-	if s.gw != nil && s.gw != s.nc {
-		s.gw.Close()
-	}
-	if s.nc != nil {
-		s.nc.Close()
-	}
-	if s.embedded != nil {
-		s.embedded.Shutdown()
+	if s.conns != nil {
+		s.conns.Close()
 	}
 }
 
@@ -845,7 +630,7 @@ func (s *Server) runFolds(ctx context.Context) error {
 		f := projections.NewFollower(s.parts.Store(p), s.streams[p], projections.FollowerConfig{
 			Aggregator: projections.AggregatorConfig{
 				Durable:   s.durables[p],
-				BatchSize: s.cfg.BatchSize,
+				BatchSize: s.cfg.Fold.BatchSize,
 				OnCommit:  s.committed(p),
 			},
 			Logger: log,

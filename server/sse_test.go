@@ -45,8 +45,8 @@ func liveServer(t testing.TB, e *tally.Election) (*Server, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// The tests play hundreds of stream clients from one address.
-	srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none",
-		MaxStreams: 1 << 20, MaxStreamsPerClient: 1 << 20})
+	srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), NATS: NATSConfig{Listen: "none"},
+		HTTP: HTTPConfig{Addr: "127.0.0.1:0", MaxStreams: 1 << 20, MaxStreamsPerClient: 1 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -315,12 +315,11 @@ func (r *runner) latency(ctx context.Context) error {
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	defer stopSrv()
 	srv, err := server.New(srvCtx, server.Config{
-		Election:   e,
-		DataDir:    filepath.Join(r.tmp, "latency"),
-		HTTPAddr:   "127.0.0.1:0",
-		NATSURL:    cfg.NATSURL,
-		NATSListen: "none",
-		BatchSize:  cfg.BatchSize,
+		Election: e,
+		DataDir:  filepath.Join(r.tmp, "latency"),
+		HTTP:     server.HTTPConfig{Addr: "127.0.0.1:0"},
+		NATS:     server.NATSConfig{URL: cfg.NATSURL, Listen: "none"},
+		Fold:     server.FoldConfig{BatchSize: cfg.BatchSize},
 	})
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)

@@ -217,7 +217,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer os.RemoveAll(dir)
 	}
-	scfg := server.Config{Election: e, DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "none", Logger: cfg.Logger}
+	scfg := server.Config{Election: e, DataDir: dir, Logger: cfg.Logger,
+		HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{Listen: "none"}}
 	if cfg.Server != nil {
 		cfg.Server(&scfg)
 	}

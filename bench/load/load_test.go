@@ -33,9 +33,9 @@ func TestFloodShedsLoad(t *testing.T) {
 	rep, err := Run(context.Background(), Config{
 		Stations: 1500, Duration: 3 * time.Second, DataDir: t.TempDir(),
 		Server: func(c *server.Config) {
-			c.MaxInFlight = 16
-			c.MaxPending = 500
-			c.BatchSize = 10
+			c.Gateway.MaxInFlight = 16
+			c.Gateway.MaxPending = 500
+			c.Fold.BatchSize = 10
 		},
 	})
 	if err != nil {

@@ -582,13 +582,17 @@ func TestServeClusterUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--replicas", "3"}, "--replicas 3 needs a NATS cluster"},
+		{[]string{"--replicas", "3"}, "--replicas 3: needs a NATS cluster (--nats)"},
 		{[]string{"--replicas", "0", "--nats", "nats://127.0.0.1:1"}, "--replicas 0: want at least 1"},
 		{[]string{"--node", "a.b"}, "--node: node name \"a.b\": character '.'"},
 		{[]string{"--node", strings.Repeat("x", 65)}, "longer than 64"},
 		{[]string{"--nats", "nats://127.0.0.1:1,,nats://127.0.0.1:2"}, "--nats: nats URL list"},
 		{[]string{"--nats", "http://127.0.0.1:1"}, `scheme "http"`},
-		{[]string{"--publish-timeout", "0s"}, "--publish-timeout must be positive"},
+		{[]string{"--publish-timeout", "0s"}, "--publish-timeout 0s: must be positive"},
+		{[]string{"--partitions", "0"}, "--partitions 0: want at least 1"},
+		{[]string{"--partitions", "65"}, "--partitions 65: at most 64"},
+		{[]string{"--batch", "0"}, "--batch 0: want at least 1"},
+		{[]string{"--max-streams", "0", "--max-streams-per-client", "0"}, "--max-streams 0: want at least 1\ntally serve: --max-streams-per-client 0: want at least 1"},
 	} {
 		args := append([]string{"serve", "--election", election, "--data", t.TempDir(), "--nats-listen", "none", "--http", "127.0.0.1:0"}, tc.args...)
 		res := runTally(t, 30*time.Second, nil, args...)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/tallyvn/tally/broker"
 )
@@ -64,63 +62,11 @@ DIR/aggregator.seed, created (mode 0600) if missing; run the server with
 	if !e.Sealed() && len(authorized) == 0 {
 		fmt.Fprintf(stderr, "tally nats-config: %s has no seals and no --nats-users was given: the block admits only tally's own identities, so no station can publish over NATS (stations submit over HTTP)\n", *electionFile)
 	}
-	roles, err := loadRoles(*seedDir, true)
+	roles, err := broker.LoadRoleSeeds(*seedDir, true)
 	if err != nil {
 		return fail(err)
 	}
-	users := broker.Users(e, broker.Roles{Gateway: roles.gateway.Public, Aggregator: roles.aggregator.Public, Partitions: *partitions}, authorized...)
+	users := broker.Users(e, broker.Roles{Gateway: roles.Gateway.Public, Aggregator: roles.Aggregator.Public, Partitions: *partitions}, authorized...)
 	fmt.Fprint(stdout, broker.ConfigSnippet(e, users))
 	return exitOK
-}
-
-// tallyRoles are tally's own NATS identities.
-type tallyRoles struct{ gateway, aggregator broker.Identity }
-
-// loadRoles reads DIR/gateway.seed and DIR/aggregator.seed, creating them
-// when create is set and they are missing.
-func loadRoles(dir string, create bool) (tallyRoles, error) {
-	var r tallyRoles
-	for _, x := range []struct {
-		name string
-		id   *broker.Identity
-	}{{"gateway", &r.gateway}, {"aggregator", &r.aggregator}} {
-		path := filepath.Join(dir, x.name+".seed")
-		seed, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist) && create:
-			id, kerr := newSeedFile(dir, path)
-			if kerr != nil {
-				return r, kerr
-			}
-			*x.id = id
-			continue
-		case err != nil:
-			return r, fmt.Errorf("read %s key: %w", x.name, err)
-		}
-		id, err := broker.IdentityFromSeed(seed)
-		if err != nil {
-			return r, fmt.Errorf("%s: %w", path, err)
-		}
-		*x.id = id
-	}
-	return r, nil
-}
-
-func newSeedFile(dir, path string) (broker.Identity, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return broker.Identity{}, err
-	}
-	seed, id, err := broker.NewSeed()
-	if err != nil {
-		return broker.Identity{}, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return broker.Identity{}, fmt.Errorf("create %s: %w", path, err)
-	}
-	_, err = f.Write(append(seed, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return id, err
 }

@@ -93,14 +93,14 @@ func TestServeSecurityUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{"cert without key", append(serve, "--tls-cert", "c.pem"), 2, "--tls-cert and --tls-key"},
-		{"key without cert", append(serve, "--tls-key", "k.pem"), 2, "--tls-cert and --tls-key"},
+		{"cert without key", append(serve, "--tls-cert", "c.pem"), 2, "--tls-cert c.pem: needs --tls-key too"},
+		{"key without cert", append(serve, "--tls-key", "k.pem"), 2, "--tls-key k.pem: needs --tls-cert too"},
 		{"seed dir without --nats", append(serve, "--nats-seed-dir", dir), 2, "--nats-seed-dir is for an external server"},
-		{"tiny body limit", append(serve, "--max-body", "10"), 2, "at least 1KiB"},
+		{"tiny body limit", append(serve, "--max-body", "10"), 2, "--max-body 10: want at least 1KiB"},
 		{"bad size", append(serve, "--max-body", "lots"), 2, "want a size in bytes"},
 		{"no minutes per request", append(serve, "--max-minutes", "0"), 2, "--max-minutes 0"},
-		{"zero timeout", append(serve, "--write-timeout", "0s"), 2, "must be positive"},
-		{"zero in flight", append(serve, "--max-inflight", "0"), 2, "at least 1"},
+		{"zero timeout", append(serve, "--write-timeout", "0s"), 2, "--write-timeout 0s: must be positive"},
+		{"zero in flight", append(serve, "--max-inflight", "0"), 2, "--max-inflight 0: want at least 1"},
 		{"missing token file", append(serve, "--token-file", filepath.Join(dir, "none")), 1, "token file"},
 		{"empty token file", append(serve, "--token-file", empty), 1, "is empty"},
 		{"token with a space", append(serve, "--token-file", spaced), 1, "printable ASCII without spaces"},
@@ -356,7 +356,7 @@ func TestSimulateWithToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{Election: e, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "none", Token: cliToken})
+	srv, err := server.New(ctx, server.Config{Election: e, DataDir: t.TempDir(), HTTP: server.HTTPConfig{Addr: "127.0.0.1:0"}, NATS: server.NATSConfig{Listen: "none"}, Gateway: server.GatewayConfig{Token: cliToken}})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -399,12 +399,12 @@ func TestServeExternalNATSSeedDir(t *testing.T) {
 	if r := runInProcess("nats-config", "--election", electionFile, "--seed-dir", seedDir); r.code != 0 {
 		t.Fatalf("nats-config: %d %s", r.code, r.stderr)
 	}
-	roles, err := loadRoles(seedDir, false)
+	roles, err := broker.LoadRoleSeeds(seedDir, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ext, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:0",
-		Users: broker.Users(e, broker.Roles{Gateway: roles.gateway.Public, Aggregator: roles.aggregator.Public})})
+		Users: broker.Users(e, broker.Roles{Gateway: roles.Gateway.Public, Aggregator: roles.Aggregator.Public})})
 	if err != nil {
 		t.Fatal(err)
 	}

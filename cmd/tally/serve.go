@@ -13,18 +13,12 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
-	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/server"
 	"github.com/tallyvn/tally/tally"
 )
-
-// maxPartitions bounds --partitions: each partition is a stream, a
-// consumer, a Pebble store and a goroutine folding it.
-const maxPartitions = 64
 
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", "--election FILE --data DIR [flags]",
@@ -58,37 +52,38 @@ no such file and --nats-listen left at its default, it does not listen at
 all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file (JSON, CONTRACT §2); required")
 	dataDir := fs.String("data", "", "data directory for the projections and the embedded NATS store; required")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP API address")
+	d := server.DefaultConfig()
+	httpAddr := fs.String("http", d.HTTP.Addr, "HTTP API address")
 	natsURL := fs.String("nats", "", "`URL[,URL...]` of an external NATS server or cluster (several members for failover; tally reconnects to any of them, forever); default: an embedded server")
-	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens for stations; 'none' for no listener")
-	replicas := fs.Int("replicas", 1, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
-	node := fs.String("node", projections.DefaultNode, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
-	partitions := fs.Int("partitions", 1, "`N` minutes streams, split by province, each folded in parallel into its own store (DIR/projections-pK) by its own consumer (tally-fold[-NAME]-K); fixed when the streams are first created: a start with another N is refused. 1: the one stream, DIR/projections")
-	noGroupCommit := fs.Bool("no-group-commit", false, "publish every submitted minutes on its own, instead of storing the minutes of concurrent submissions together in one JetStream atomic batch (one batch costs a few fsyncs whatever its size); a stream created by an older tally refuses batches and gets them one by one anyway")
-	publishTimeout := fs.Duration("publish-timeout", 10*time.Second, "how long a submission waits for JetStream to store it before the answer is 503 (retry): on a cluster, a request in flight when the stream's leader dies waits this long")
-	batch := fs.Int("batch", 10000, "most minutes folded per Pebble commit")
+	natsListen := fs.String("nats-listen", d.NATS.Listen, "where the embedded NATS server listens for stations; 'none' for no listener")
+	replicas := fs.Int("replicas", d.NATS.Replicas, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
+	node := fs.String("node", d.Fold.Node, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
+	partitions := fs.Int("partitions", d.Fold.Partitions, "`N` minutes streams, split by province, each folded in parallel into its own store (DIR/projections-pK) by its own consumer (tally-fold[-NAME]-K); fixed when the streams are first created: a start with another N is refused. 1: the one stream, DIR/projections")
+	noGroupCommit := fs.Bool("no-group-commit", d.Gateway.NoGroupCommit, "publish every submitted minutes on its own, instead of storing the minutes of concurrent submissions together in one JetStream atomic batch (one batch costs a few fsyncs whatever its size); a stream created by an older tally refuses batches and gets them one by one anyway")
+	publishTimeout := fs.Duration("publish-timeout", d.Gateway.PublishTimeout, "how long a submission waits for JetStream to store it before the answer is 503 (retry): on a cluster, a request in flight when the stream's leader dies waits this long")
+	batch := fs.Int("batch", d.Fold.BatchSize, "most minutes folded per Pebble commit")
 	seedDir := fs.String("nats-seed-dir", "", "with --nats: `DIR` holding tally's NATS keys, gateway.seed and aggregator.seed, as 'tally nats-config' makes them")
 	tokenFile := fs.String("token-file", "", "`FILE` holding the operator token; when set, submissions whose minutes are not all sealed need 'Authorization: Bearer TOKEN'")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate `FILE` (PEM) to serve HTTPS; needs --tls-key")
 	tlsKey := fs.String("tls-key", "", "TLS private key `FILE` (PEM); needs --tls-cert")
-	maxBody := byteSize(8 << 20)
+	maxBody := byteSize(d.Gateway.MaxBodyBytes)
 	fs.Var(&maxBody, "max-body", "largest submission body, a `SIZE` such as 8MiB (413 above it)")
-	maxMinutes := fs.Int("max-minutes", 10_000, "most minutes in one submission (413 above it)")
-	readTimeout := fs.Duration("read-timeout", 60*time.Second, "time a client has to send its whole request")
-	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "time to write an answer (event streams are exempt)")
-	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
-	maxPending := fs.Uint64("max-pending", 100_000, "minutes the fold may lag behind the stream before submissions are refused with 429")
-	maxInFlight := fs.Int("max-inflight", 512, "submissions handled at once; beyond it the answer is 429")
-	maxInFlightBytes := byteSize(128 << 20)
+	maxMinutes := fs.Int("max-minutes", d.Gateway.MaxMinutes, "most minutes in one submission (413 above it)")
+	readTimeout := fs.Duration("read-timeout", d.HTTP.ReadTimeout, "time a client has to send its whole request")
+	writeTimeout := fs.Duration("write-timeout", d.HTTP.WriteTimeout, "time to write an answer (event streams are exempt)")
+	idleTimeout := fs.Duration("idle-timeout", d.HTTP.IdleTimeout, "how long an idle keep-alive connection stays open")
+	maxPending := fs.Uint64("max-pending", d.Gateway.MaxPending, "minutes the fold may lag behind the stream before submissions are refused with 429")
+	maxInFlight := fs.Int("max-inflight", d.Gateway.MaxInFlight, "submissions handled at once; beyond it the answer is 429")
+	maxInFlightBytes := byteSize(d.Gateway.MaxInFlightBytes)
 	fs.Var(&maxInFlightBytes, "max-inflight-bytes", "`SIZE` of the submissions handled at once; beyond it the answer is 429")
-	minFree := byteSize(64 << 20)
+	minFree := byteSize(d.Gateway.MinFreeBytes)
 	fs.Var(&minFree, "min-free", "free space (`SIZE`) the data directory must keep to accept submissions (503 below it); 0: not checked")
 	memLimit := byteSize(768 << 20)
 	fs.Var(&memLimit, "memory-limit", "soft limit (`SIZE`) of the Go heap: the garbage collector works harder near it instead of letting the heap double; 0: none. GOMEMLIMIT, when set, wins")
 	natsUsers := fs.String("nats-users", "", "`FILE` of NATS identities the embedded server admits besides sealed stations: one nkey public key a line, optionally followed by the one station it may publish for")
 	allowOrigin := fs.String("allow-origin", "", "comma-separated `ORIGINS` (scheme://host:port) whose web pages may POST minutes besides tally's own; * for any")
-	maxStreams := fs.Int("max-streams", 1000, "event streams open at once (503 beyond)")
-	maxStreamsPerClient := fs.Int("max-streams-per-client", 16, "event streams one client IP address may keep open at once (503 beyond)")
+	maxStreams := fs.Int("max-streams", d.HTTP.MaxStreams, "event streams open at once (503 beyond)")
+	maxStreamsPerClient := fs.Int("max-streams-per-client", d.HTTP.MaxStreamsPerClient, "event streams one client IP address may keep open at once (503 beyond)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
@@ -98,34 +93,8 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 		return usageError(fs, "--election and --data are required")
 	case fs.NArg() > 0:
 		return usageError(fs, "unexpected arguments %q", fs.Args())
-	case (*tlsCert == "") != (*tlsKey == ""):
-		return usageError(fs, "give both --tls-cert and --tls-key, or neither")
 	case *seedDir != "" && *natsURL == "":
 		return usageError(fs, "--nats-seed-dir is for an external server (--nats URL); the embedded server makes its own keys")
-	case *natsURL != "" && broker.CheckURLs(*natsURL) != nil:
-		return usageError(fs, "--nats: %v", broker.CheckURLs(*natsURL))
-	case projections.CheckNodeName(*node) != nil:
-		return usageError(fs, "--node: %v", projections.CheckNodeName(*node))
-	case *partitions < 1:
-		return usageError(fs, "--partitions %d: want at least 1", *partitions)
-	case *partitions > maxPartitions:
-		return usageError(fs, "--partitions %d: at most %d", *partitions, maxPartitions)
-	case *replicas < 1:
-		return usageError(fs, "--replicas %d: want at least 1", *replicas)
-	case *replicas > 1 && *natsURL == "":
-		return usageError(fs, "--replicas %d needs a NATS cluster (--nats URL[,URL...]); the embedded server keeps one copy", *replicas)
-	case maxBody < 1024:
-		return usageError(fs, "--max-body %d: want at least 1KiB", int64(maxBody))
-	case *maxMinutes < 1:
-		return usageError(fs, "--max-minutes %d: want at least 1", *maxMinutes)
-	case *publishTimeout <= 0:
-		return usageError(fs, "--publish-timeout must be positive")
-	case *readTimeout <= 0 || *writeTimeout <= 0 || *idleTimeout <= 0:
-		return usageError(fs, "--read-timeout, --write-timeout and --idle-timeout must be positive")
-	case *maxPending < 1 || *maxInFlight < 1 || maxInFlightBytes < 1:
-		return usageError(fs, "--max-pending, --max-inflight and --max-inflight-bytes must be at least 1")
-	case *maxStreams < 1 || *maxStreamsPerClient < 1:
-		return usageError(fs, "--max-streams and --max-streams-per-client must be at least 1")
 	case *natsUsers != "" && (*natsURL != "" || *natsListen == "none"):
 		return usageError(fs, "--nats-users is for the embedded server's listener: not with --nats or --nats-listen none")
 	}
@@ -148,28 +117,41 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed
 	}
+	// The flags' defaults are DefaultConfig's: every field is set here, and
+	// a zero is a value given, which Validate refuses where it needs more.
 	cfg := server.Config{
-		Election: e, DataDir: *dataDir, HTTPAddr: *httpAddr,
-		NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas, Node: *node, Partitions: *partitions,
-		BatchSize: *batch, Logger: logger, PublishTimeout: *publishTimeout, NoGroupCommit: *noGroupCommit,
-		TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
-		MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
-		ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout,
-		WriteTimeout: *writeTimeout, IdleTimeout: *idleTimeout,
-		MaxPending: *maxPending, MaxInFlight: *maxInFlight, MaxInFlightBytes: int64(maxInFlightBytes),
-		MinFreeBytes: int64(minFree),
+		Election: e, DataDir: *dataDir, Logger: logger,
+		NATS: server.NATSConfig{URL: *natsURL, Listen: *natsListen, Replicas: *replicas},
+		Fold: server.FoldConfig{Node: *node, Partitions: *partitions, BatchSize: *batch},
+		Gateway: server.GatewayConfig{
+			MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
+			PublishTimeout: *publishTimeout, NoGroupCommit: *noGroupCommit,
+			MaxPending: *maxPending, MaxInFlight: *maxInFlight, MaxInFlightBytes: int64(maxInFlightBytes),
+			MinFreeBytes: int64(minFree),
+		},
+		HTTP: server.HTTPConfig{
+			Addr: *httpAddr, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey,
+			ReadHeaderTimeout: d.HTTP.ReadHeaderTimeout, ReadTimeout: *readTimeout,
+			WriteTimeout: *writeTimeout, IdleTimeout: *idleTimeout, ShutdownTimeout: d.HTTP.ShutdownTimeout,
+			MaxStreams: *maxStreams, MaxStreamsPerClient: *maxStreamsPerClient,
+		},
+	}
+	if *readTimeout > 0 {
+		cfg.HTTP.ReadHeaderTimeout = min(cfg.HTTP.ReadHeaderTimeout, *readTimeout)
 	}
 	if minFree == 0 {
-		cfg.MinFreeBytes = -1 // not checked
+		cfg.Gateway.MinFreeBytes = -1 // not checked
 	}
-	cfg.MaxStreams, cfg.MaxStreamsPerClient = *maxStreams, *maxStreamsPerClient
+	if err := cfg.Validate(); err != nil {
+		return usageError(fs, "%s", strings.Join(describeConfigError(err), "\ntally serve: "))
+	}
 	if *allowOrigin != "" {
-		cfg.AllowOrigins = strings.Split(*allowOrigin, ",")
+		cfg.Gateway.AllowOrigins = strings.Split(*allowOrigin, ",")
 	}
 	if *natsUsers != "" {
 		data, err := os.ReadFile(*natsUsers)
 		if err == nil {
-			cfg.NATSUsers, err = broker.ParseAuthorized(e, data)
+			cfg.NATS.Users, err = broker.ParseAuthorized(e, data)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "tally serve: --nats-users %s: %v\n", *natsUsers, err)
@@ -178,27 +160,27 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	}
 	listenGiven := false
 	fs.Visit(func(f *flag.Flag) { listenGiven = listenGiven || f.Name == "nats-listen" })
-	if *natsURL == "" && cfg.NATSListen != "none" && !e.Sealed() && len(cfg.NATSUsers) == 0 {
+	if *natsURL == "" && cfg.NATS.Listen != "none" && !e.Sealed() && len(cfg.NATS.Users) == 0 {
 		if listenGiven {
-			logger.Warn("the NATS listener admits only tally's own identities: the election has no seals and no --nats-users was given, so no station can publish over NATS", "nats_listen", cfg.NATSListen)
+			logger.Warn("the NATS listener admits only tally's own identities: the election has no seals and no --nats-users was given, so no station can publish over NATS", "nats_listen", cfg.NATS.Listen)
 		} else {
-			cfg.NATSListen = "none"
+			cfg.NATS.Listen = "none"
 			logger.Info("no NATS listener: the election has no seals and no --nats-users was given, and anonymous NATS clients are never admitted; stations submit over HTTP")
 		}
 	}
 	if *tokenFile != "" {
-		if cfg.Token, err = readTokenFile(*tokenFile, stderr); err != nil {
+		if cfg.Gateway.Token, err = readTokenFile(*tokenFile, stderr); err != nil {
 			fmt.Fprintf(stderr, "tally serve: %v\n", err)
 			return exitFailed
 		}
 	}
 	if *seedDir != "" {
-		roles, err := loadRoles(*seedDir, false)
+		roles, err := broker.LoadRoleSeeds(*seedDir, false)
 		if err != nil {
 			fmt.Fprintf(stderr, "tally serve: --nats-seed-dir: %v (make them with 'tally nats-config --seed-dir %s')\n", err, *seedDir)
 			return exitFailed
 		}
-		cfg.GatewayNATS, cfg.AggregatorNATS = &roles.gateway, &roles.aggregator
+		cfg.NATS.Gateway, cfg.NATS.Aggregator = &roles.Gateway, &roles.Aggregator
 	} else if *natsURL != "" && e.Sealed() {
 		logger.Warn("the election is sealed but tally connects to the external NATS server anonymously; give it its keys with --nats-seed-dir (see 'tally nats-config')")
 	}
@@ -230,7 +212,7 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 		natsAuth = "nkey"
 	}
 	logger.Info("listening", "http", srv.URL(), "nats", srv.NATSURL(), "nats_auth", natsAuth, "nats_admits", srv.NATSAdmits(),
-		"token", cfg.Token != "", "node", *node, "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
+		"token", cfg.Gateway.Token != "", "node", *node, "election", e.ID, "stations", len(e.Stations), "contests", len(e.Contests))
 	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "tally serve: %v\n", err)
 		return exitFailed
@@ -267,4 +249,46 @@ func loadElection(path string) (*tally.Election, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// configFlags names the flag that sets each field of server.Config.
+var configFlags = map[string]string{
+	"Election": "--election", "DataDir": "--data",
+	"NATS.URL": "--nats", "NATS.Listen": "--nats-listen", "NATS.Replicas": "--replicas",
+	"NATS.Gateway": "--nats-seed-dir", "NATS.Aggregator": "--nats-seed-dir", "NATS.Users": "--nats-users",
+	"Fold.Node": "--node", "Fold.Partitions": "--partitions", "Fold.BatchSize": "--batch",
+	"Gateway.MaxBodyBytes": "--max-body", "Gateway.MaxMinutes": "--max-minutes",
+	"Gateway.PublishTimeout": "--publish-timeout", "Gateway.MaxPending": "--max-pending",
+	"Gateway.MaxInFlight": "--max-inflight", "Gateway.MaxInFlightBytes": "--max-inflight-bytes",
+	"Gateway.MinFreeBytes": "--min-free", "Gateway.Token": "--token-file", "Gateway.AllowOrigins": "--allow-origin",
+	"HTTP.Addr": "--http", "HTTP.TLSCertFile": "--tls-cert", "HTTP.TLSKeyFile": "--tls-key",
+	"HTTP.ReadHeaderTimeout": "--read-timeout", "HTTP.ReadTimeout": "--read-timeout",
+	"HTTP.WriteTimeout": "--write-timeout", "HTTP.IdleTimeout": "--idle-timeout",
+	"HTTP.MaxStreams": "--max-streams", "HTTP.MaxStreamsPerClient": "--max-streams-per-client",
+}
+
+// describeConfigError says every rule err (from server.Config.Validate)
+// names, one a line, with the flags in place of the fields: the rules are
+// the server's, so the command line and a library user read the same ones.
+func describeConfigError(err error) []string {
+	flagOf := func(field string) string {
+		if f, ok := configFlags[field]; ok {
+			return f
+		}
+		return field
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		var ce *server.ConfigError
+		if errors.As(e, &ce) {
+			lines[i] = ce.Describe(flagOf)
+		} else {
+			lines[i] = e.Error()
+		}
+	}
+	return lines
 }

@@ -123,11 +123,11 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 	} else {
 		var opts []nats.Option
 		if *seedDir != "" {
-			roles, err := loadRoles(*seedDir, false)
+			roles, err := broker.LoadRoleSeeds(*seedDir, false)
 			if err != nil {
 				return fail("%v", err)
 			}
-			opts = append(opts, roles.aggregator.Option())
+			opts = append(opts, roles.Aggregator.Option())
 		}
 		if nc, err = broker.Dial(*natsURL, "tally-verify", opts...); err != nil {
 			return fail("%v", err)

@@ -39,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Server = func(c *server.Config) {
-		c.MaxInFlight, c.MaxPending, c.BatchSize, c.Partitions = *maxInFlight, *maxPending, *batch, *partitions
+		c.Gateway.MaxInFlight, c.Gateway.MaxPending, c.Fold.BatchSize, c.Fold.Partitions = *maxInFlight, *maxPending, *batch, *partitions
 	}
 	if !*quiet {
 		cfg.Progress = os.Stderr
