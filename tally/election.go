@@ -310,9 +310,12 @@ func (e *Election) compile() error {
 		e.levels = DefaultLevels
 	}
 	depthOf := make(map[AreaLevel]int, len(e.levels))
-	switch n := len(e.levels); {
-	case n < 1 || n > MaxLevels:
+	if n := len(e.levels); n < 1 || n > MaxLevels {
+		// Every check below places areas and stations on the levels: with
+		// none to place them on, this is the file's one problem worth
+		// reporting.
 		p.add("election: levels holds %d levels, must hold 1 to %d", n, MaxLevels)
+		return &ElectionError{Problems: p}
 	}
 	for i, l := range e.levels {
 		switch _, dup := depthOf[l]; {

@@ -4,13 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
-// Peers the harness knows.
+// Peers the harness knows: two designs of the same fold in PostgreSQL.
 const (
-	PeerNone     = ""
+	// PeerPostgres is the naive design: an upsert per aggregate row per
+	// event (peer.go).
 	PeerPostgres = "postgres"
+	// PeerPostgresStrong is the strong design: current minutes in memory,
+	// deltas summed per batch, one unnest statement per table per batch
+	// (strong.go).
+	PeerPostgresStrong = "postgres-strong"
 )
 
 // Config configures a run. The zero value, after defaults, drains the
@@ -51,11 +57,16 @@ type Config struct {
 	// alternating. Default 2; at least 2.
 	Runs int
 
-	// Peer is PeerNone or PeerPostgres.
-	Peer string
+	// Peers are the PostgreSQL peers to run, in this order, each on a
+	// PostgreSQL cluster of its own: PeerPostgres, PeerPostgresStrong.
+	Peers []string
 	// PostgresSharedBuffers is the peer server's shared_buffers. Default
 	// "1GB".
 	PostgresSharedBuffers string
+
+	// SkipCore skips the fold core (the stream folded from memory without
+	// NATS), which the zero value measures.
+	SkipCore bool
 
 	// Rebuild measures projections.RebuildDir of the whole stream.
 	Rebuild bool
@@ -143,8 +154,13 @@ func (c *Config) validate() error {
 	if c.Runs < 2 {
 		errs = append(errs, fmt.Errorf("harness: %d runs, want at least 2 (the first is cold)", c.Runs))
 	}
-	if c.Peer != PeerNone && c.Peer != PeerPostgres {
-		errs = append(errs, fmt.Errorf("harness: unknown peer %q (want %q or none)", c.Peer, PeerPostgres))
+	for i, p := range c.Peers {
+		if p != PeerPostgres && p != PeerPostgresStrong {
+			errs = append(errs, fmt.Errorf("harness: unknown peer %q (want %q or %q)", p, PeerPostgres, PeerPostgresStrong))
+		}
+		if slices.Contains(c.Peers[:i], p) {
+			errs = append(errs, fmt.Errorf("harness: peer %q asked for twice", p))
+		}
 	}
 	for _, l := range c.Loads {
 		if l <= 0 {

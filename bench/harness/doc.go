@@ -11,13 +11,17 @@
 //     store, through the same kind of consumer, committing every batch to
 //     Pebble with fsync. Ceiling and fold alternate, each at least twice,
 //     so a cold first run, a page cache or a compaction does not favour one;
-//     the best and the median are reported;
-//   - the peer (optional): the same events folded into PostgreSQL the way
-//     most teams would write it (a current-minutes row per station read
-//     with SELECT ... FOR UPDATE, one upsert per aggregate row, one
-//     transaction per batch), on a real server the harness starts on
-//     loopback; its results are then compared with tally's, every area and
-//     unit, and must be equal;
+//     the best and the median are reported, and each fold run's rate over
+//     that of the ceiling run just before it (Guard checks their median);
+//   - the peers (optional): the same events folded into PostgreSQL, on a
+//     real server the harness starts on loopback for each, in two designs:
+//     the way most teams would write it first (a current-minutes row per
+//     station read with SELECT ... FOR UPDATE, one upsert per aggregate row,
+//     one transaction per batch; PeerPostgres), and the way a team that
+//     knows PostgreSQL would (current minutes decided in memory, a batch's
+//     deltas summed per row, one INSERT ... SELECT FROM unnest per table per
+//     batch; PeerPostgresStrong). Their results are then compared with
+//     tally's, every area and unit, and must be equal;
 //   - the rebuild: projections.RebuildDir of the whole stream.
 //
 // Then it starts a complete server (server.New) on a fresh stream and

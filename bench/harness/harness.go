@@ -31,7 +31,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		Started: time.Now().UTC(),
 		Machine: machine(),
 		Config: RunConfig{Seed: cfg.Seed, Scale: cfg.Scale, Provinces: cfg.Provinces, MsgID: cfg.MsgID,
-			PublishWindow: cfg.PublishWindow, BatchSize: cfg.BatchSize, Runs: cfg.Runs, Peer: cfg.Peer,
+			PublishWindow: cfg.PublishWindow, BatchSize: cfg.BatchSize, Runs: cfg.Runs, Peers: cfg.Peers,
 			Loads: cfg.Loads, LoadSeconds: cfg.LoadDuration.Seconds(), Conns: cfg.Conns},
 		Memory: Memory{PhasePeakRSSMiB: map[string]float64{}},
 	}}
@@ -134,9 +134,13 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	defer last.close()
-	if cfg.Peer == PeerPostgres {
-		if err := r.phase("peer", true, func() error { return r.peer(ctx, last.store) }); err != nil {
-			return fmt.Errorf("postgres peer: %w", err)
+	for _, design := range cfg.Peers {
+		name := "peer"
+		if design == PeerPostgresStrong {
+			name = "peer-strong"
+		}
+		if err := r.phase(name, true, func() error { return r.peer(ctx, design, last.store) }); err != nil {
+			return fmt.Errorf("%s peer: %w", design, err)
 		}
 	}
 	// What follows gets the memory to itself.
@@ -154,8 +158,10 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}
 	// Last: it holds a copy of the stream in memory.
-	if err := r.phase("core", true, func() error { return r.core(ctx) }); err != nil {
-		return fmt.Errorf("fold core: %w", err)
+	if !cfg.SkipCore {
+		if err := r.phase("core", true, func() error { return r.core(ctx) }); err != nil {
+			return fmt.Errorf("fold core: %w", err)
+		}
 	}
 	// The latency phase runs a server of its own: free the bench stream and
 	// the embedded server first.
@@ -242,6 +248,7 @@ func (r *runner) drains(ctx context.Context) (*foldRun, error) {
 			return nil, err
 		}
 		r.res.Fold.add(r.n, run.elapsed)
+		r.res.FoldOverCeilingRuns = append(r.res.FoldOverCeilingRuns, elapsed.Seconds()/run.elapsed.Seconds())
 		r.logf("fold run %d: %d events in %.2fs: %.0f events/s", i+1, r.n, run.elapsed.Seconds(), float64(r.n)/run.elapsed.Seconds())
 		got := outcomesOf(run.meta)
 		if i > 0 && got != r.res.FoldOutcomes {
@@ -263,11 +270,13 @@ func (r *runner) drains(ctx context.Context) (*foldRun, error) {
 	r.res.Fold.WALMiBPerCommit = last.walMiB / float64(max(1, last.commits))
 	r.res.Memory.PebbleMiB = r.res.Fold.PebbleMiB
 	r.res.FoldOverCeiling = r.res.Fold.Best / r.res.Ceiling.Best
+	r.res.FoldOverCeilingMedian = median(r.res.FoldOverCeilingRuns)
 	r.res.OutcomesMatch = r.res.FoldOutcomes == r.res.ExpectedOutcomes
 	if !r.res.OutcomesMatch {
 		r.problem("the fold's outcomes %+v differ from the workload's %+v", r.res.FoldOutcomes, r.res.ExpectedOutcomes)
 	}
-	r.logf("fold/ceiling %.2f (best %.0f / %.0f events/s); outcomes %+v", r.res.FoldOverCeiling, r.res.Fold.Best, r.res.Ceiling.Best, r.res.FoldOutcomes)
+	r.logf("fold/ceiling %.2f (best %.0f / %.0f events/s); run by run %s, median %.2f; outcomes %+v", r.res.FoldOverCeiling,
+		r.res.Fold.Best, r.res.Ceiling.Best, ratios(r.res.FoldOverCeilingRuns), r.res.FoldOverCeilingMedian, r.res.FoldOutcomes)
 	return last, nil
 }
 

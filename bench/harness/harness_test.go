@@ -11,8 +11,9 @@ import (
 )
 
 // TestRunTiny runs every phase at a tiny scale, so the harness keeps
-// working as the code under it changes. The PostgreSQL peer runs only with
-// TALLY_BENCH_POSTGRES=1 (it may install the Debian package).
+// working as the code under it changes. The PostgreSQL peers, naive and
+// strong, run only with TALLY_BENCH_POSTGRES=1 (it may install the Debian
+// package).
 func TestRunTiny(t *testing.T) {
 	cfg := Config{
 		Scale:        0.02,
@@ -28,7 +29,7 @@ func TestRunTiny(t *testing.T) {
 		TempDir:      t.TempDir(),
 	}
 	if os.Getenv("TALLY_BENCH_POSTGRES") == "1" {
-		cfg.Peer = PeerPostgres
+		cfg.Peers = []string{PeerPostgres, PeerPostgresStrong}
 	}
 	var log bytes.Buffer
 	cfg.Log = &log
@@ -82,10 +83,16 @@ func TestRunTiny(t *testing.T) {
 	if res.Memory.PeakRSSMiB <= 0 || res.Memory.PebbleMiB <= 0 {
 		t.Errorf("memory %+v", res.Memory)
 	}
-	if cfg.Peer == PeerPostgres {
-		p := res.Peer
-		if p == nil || p.Mismatches != 0 || p.Compared == 0 || p.Outcomes != res.FoldOutcomes {
-			t.Errorf("peer %+v, want every result equal to tally's", p)
+	if len(cfg.Peers) > 0 {
+		for _, p := range []*Peer{res.Peer, res.StrongPeer} {
+			if p == nil || p.Mismatches != 0 || p.Compared == 0 || p.Outcomes != res.FoldOutcomes || p.EventsPerS <= 0 {
+				t.Errorf("peer %+v, want every result equal to tally's", p)
+			}
+		}
+		// The strong peer sends a handful of statements per batch, the
+		// naive one several per event.
+		if s, n := res.StrongPeer, res.Peer; s != nil && n != nil && s.StatementsPerEvent*10 > n.StatementsPerEvent {
+			t.Errorf("strong peer %.3f statements an event, naive %.3f: want the strong one far fewer", s.StatementsPerEvent, n.StatementsPerEvent)
 		}
 	}
 	if _, err := json.Marshal(res); err != nil {
@@ -97,7 +104,7 @@ func TestRunTiny(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, cfg := range []Config{{Runs: 1}, {PublishWindow: 1001}, {Peer: "mysql"}, {Loads: []int{0}}} {
+	for _, cfg := range []Config{{Runs: 1}, {PublishWindow: 1001}, {Peers: []string{"mysql"}}, {Peers: []string{PeerPostgres, PeerPostgres}}, {Loads: []int{0}}} {
 		cfg.ensureDefaults()
 		if err := cfg.validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)
@@ -153,5 +160,42 @@ func TestTracker(t *testing.T) {
 	}
 	if samples[0] != 3*time.Millisecond || samples[1] != 4*time.Millisecond {
 		t.Errorf("samples %v, want [3ms 4ms]", samples)
+	}
+}
+
+func TestGuard(t *testing.T) {
+	// res makes the results of runs of ceiling and fold, alternating, at
+	// the given rates (events/s): ceiling, fold, ceiling, fold...
+	res := func(rates []float64, problems ...string) *Results {
+		r := &Results{Problems: problems}
+		for i := 0; i < len(rates); i += 2 {
+			r.Ceiling.add(1000, time.Duration(float64(time.Second)*1000/rates[i]))
+			r.Fold.add(1000, time.Duration(float64(time.Second)*1000/rates[i+1]))
+			r.FoldOverCeilingRuns = append(r.FoldOverCeilingRuns, rates[i+1]/rates[i])
+		}
+		r.FoldOverCeilingMedian = median(r.FoldOverCeilingRuns)
+		return r
+	}
+	for _, tc := range []struct {
+		name  string
+		res   *Results
+		floor float64
+		fail  string
+	}{
+		{"above", res([]float64{100_000, 50_000, 80_000, 40_000, 100_000, 45_000}), 0.4, ""},
+		// One run under a burst of load on the ceiling's side, one on the
+		// fold's: the median holds.
+		{"bursts", res([]float64{100_000, 50_000, 20_000, 40_000, 100_000, 10_000}), 0.4, ""},
+		{"below", res([]float64{100_000, 30_000, 100_000, 35_000, 100_000, 60_000}), 0.4, "fold/ceiling 0.350 (median of the runs 0.30 0.35 0.60) is below the floor 0.40"},
+		{"no ratio", &Results{}, 0.4, "no fold/ceiling ratio"},
+		{"problem", res([]float64{100_000, 50_000}, "3 of 9 results differ"), 0.4, "3 of 9 results differ"},
+	} {
+		err := Guard(tc.res, tc.floor)
+		switch {
+		case tc.fail == "" && err != nil:
+			t.Errorf("%s: %v, want no error", tc.name, err)
+		case tc.fail != "" && (err == nil || !strings.Contains(err.Error(), tc.fail)):
+			t.Errorf("%s: %v, want an error containing %q", tc.name, err, tc.fail)
+		}
 	}
 }

@@ -116,9 +116,20 @@ ON CONFLICT (contest, kind, id, candidate) DO UPDATE SET votes = result_votes.vo
 	sqlCheckpoint = `UPDATE checkpoint SET seq = $1, applied = $2, stale = $3, duplicates = $4, rejected = $5`
 )
 
-// peer runs the PostgreSQL peer over the whole stream and compares its
-// results with those of tally's store.
-func (r *runner) peer(ctx context.Context, store *projections.Store) error {
+// pgFolder is one design of the PostgreSQL peer: it folds the stream
+// batch by batch into the tables of pgSchema.
+type pgFolder interface {
+	// foldBatch folds one batch in one transaction, its checkpoint in it.
+	foldBatch(ctx context.Context, batch []jetstream.Msg) error
+	// stats returns what it made of the events so far, how many events,
+	// and the statements and round trips it took.
+	stats() (meta Outcomes, events, statements, roundTrips uint64)
+}
+
+// peer runs the PostgreSQL peer of the given design (PeerPostgres,
+// PeerPostgresStrong) over the whole stream, on a PostgreSQL cluster of its
+// own, and compares its results with those of tally's store.
+func (r *runner) peer(ctx context.Context, design string, store *projections.Store) error {
 	settings := []string{"shared_buffers=" + r.cfg.PostgresSharedBuffers}
 	// Under the system's temporary directory, not TempDir: when we are root
 	// the server runs as postgres, which must reach its data directory.
@@ -136,8 +147,12 @@ func (r *runner) peer(ctx context.Context, store *projections.Store) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	res := &Peer{Install: pg.install}
-	r.res.Peer = res
+	res := &Peer{Design: design, Install: pg.install}
+	if design == PeerPostgresStrong {
+		r.res.StrongPeer = res
+	} else {
+		r.res.Peer = res
+	}
 	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&res.Server); err != nil {
 		return err
 	}
@@ -151,18 +166,28 @@ func (r *runner) peer(ctx context.Context, store *projections.Store) error {
 	if _, err := conn.Exec(ctx, pgSchema); err != nil {
 		return fmt.Errorf("schema: %w", err)
 	}
-	r.logf("postgres %s on %s (%s); folding %d events", res.Server, pg.url(), strings.Join(res.Settings, " "), r.n)
+	r.logf("%s: postgres %s on %s (%s); folding %d events", design, res.Server, pg.url(), strings.Join(res.Settings, " "), r.n)
 
-	p := &pgPeer{e: r.e, conn: conn, pending: &pgx.Batch{}}
+	var p pgFolder
+	if design == PeerPostgresStrong {
+		sp, err := newStrongPeer(ctx, r.e, conn)
+		if err != nil {
+			return err
+		}
+		p = sp
+	} else {
+		p = &pgPeer{e: r.e, conn: conn, pending: &pgx.Batch{}}
+	}
 	start := time.Now()
 	var lastLog time.Time
-	err = readBatches(ctx, r.stream, "bench-peer", r.cfg.BatchSize, r.n, func(batch []jetstream.Msg) error {
+	err = readBatches(ctx, r.stream, "bench-"+design, r.cfg.BatchSize, r.n, func(batch []jetstream.Msg) error {
 		if err := p.foldBatch(ctx, batch); err != nil {
 			return err
 		}
 		if time.Since(lastLog) > 10*time.Second {
 			lastLog = time.Now()
-			r.logf("peer: %d of %d events, %.0f events/s", p.events, r.n, float64(p.events)/time.Since(start).Seconds())
+			_, events, _, _ := p.stats()
+			r.logf("%s: %d of %d events, %.0f events/s", design, events, r.n, float64(events)/time.Since(start).Seconds())
 		}
 		return nil
 	})
@@ -170,28 +195,29 @@ func (r *runner) peer(ctx context.Context, store *projections.Store) error {
 		return err
 	}
 	elapsed := time.Since(start)
-	res.Events = p.events
+	meta, events, statements, roundTrips := p.stats()
+	res.Events = events
 	res.Seconds = elapsed.Seconds()
-	res.EventsPerS = float64(p.events) / elapsed.Seconds()
+	res.EventsPerS = float64(events) / elapsed.Seconds()
 	res.TallyOverPeer = r.res.Fold.Best / res.EventsPerS
-	res.Outcomes = p.meta
-	res.StatementsPerEvent = float64(p.statements) / float64(p.events)
-	res.RoundTripsPerEvent = float64(p.roundTrips) / float64(p.events)
+	res.Outcomes = meta
+	res.StatementsPerEvent = float64(statements) / float64(events)
+	res.RoundTripsPerEvent = float64(roundTrips) / float64(events)
 	if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&res.DatabaseMiB); err == nil {
 		res.DatabaseMiB /= mib
 	}
-	r.logf("peer: %d events in %.1fs: %.0f events/s; tally/peer %.1f; %.1f statements and %.2f round trips per event",
-		res.Events, res.Seconds, res.EventsPerS, res.TallyOverPeer, res.StatementsPerEvent, res.RoundTripsPerEvent)
-	if p.meta != r.res.FoldOutcomes {
-		r.problem("the peer's outcomes %+v differ from tally's %+v", p.meta, r.res.FoldOutcomes)
+	r.logf("%s: %d events in %.1fs: %.0f events/s; tally/peer %.1f; %.3f statements and %.4f round trips per event",
+		design, res.Events, res.Seconds, res.EventsPerS, res.TallyOverPeer, res.StatementsPerEvent, res.RoundTripsPerEvent)
+	if meta != r.res.FoldOutcomes {
+		r.problem("the %s peer's outcomes %+v differ from tally's %+v", design, meta, r.res.FoldOutcomes)
 	}
 
 	if err := compareResults(ctx, conn, store, res); err != nil {
 		return fmt.Errorf("compare results: %w", err)
 	}
-	r.logf("peer: compared %d area and unit results with tally's: %d differ", res.Compared, res.Mismatches)
+	r.logf("%s: compared %d area and unit results with tally's: %d differ", design, res.Compared, res.Mismatches)
 	if res.Mismatches > 0 {
-		r.problem("%d of %d results differ between PostgreSQL and tally, e.g. %s", res.Mismatches, res.Compared, strings.Join(res.Examples, "; "))
+		r.problem("%d of %d results differ between PostgreSQL (%s) and tally, e.g. %s", res.Mismatches, res.Compared, design, strings.Join(res.Examples, "; "))
 	}
 	return nil
 }
@@ -199,8 +225,17 @@ func (r *runner) peer(ctx context.Context, store *projections.Store) error {
 // readBatches reads the n messages of stream through a durable pull
 // consumer configured as the aggregator's, hands them to fn batch by batch
 // and acknowledges each batch (AckAll) once fn returned.
+//
+// A slow reader (the naive peer on a busy machine folds a few hundred
+// events a second) may hold delivered messages longer than the consumer's
+// AckWait, and JetStream then delivers them again. As any at-least-once
+// reader must, readBatches drops a message whose stream sequence it has
+// already passed; the peer's AckWait is also longer than the fold's, so
+// that redeliveries stay rare.
 func readBatches(ctx context.Context, stream jetstream.Stream, durable string, batch int, n uint64, fn func([]jetstream.Msg) error) error {
-	cons, err := stream.CreateOrUpdateConsumer(ctx, consumerConfig(durable, batch))
+	cc := consumerConfig(durable, batch)
+	cc.AckWait = 10 * time.Minute
+	cons, err := stream.CreateOrUpdateConsumer(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", durable, err)
 	}
@@ -208,7 +243,7 @@ func readBatches(ctx context.Context, stream jetstream.Stream, durable string, b
 	msgs := make(chan jetstream.Msg, 2*batch)
 	done := make(chan struct{})
 	defer close(done)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	cctx, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
 		case <-done:
@@ -217,14 +252,23 @@ func readBatches(ctx context.Context, stream jetstream.Stream, durable string, b
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	defer cc.Stop()
+	defer cctx.Stop()
 	buf := make([]jetstream.Msg, 0, batch)
+	var last uint64 // stream sequence of the last message handed to fn
 	for read := uint64(0); read < n; {
 		buf = buf[:0]
 		want := int(min(uint64(batch), n-read))
 		for len(buf) < want {
 			select {
 			case m := <-msgs:
+				md, err := m.Metadata()
+				if err != nil {
+					return fmt.Errorf("message metadata: %w", err)
+				}
+				if md.Sequence.Stream <= last {
+					continue // a redelivery
+				}
+				last = md.Sequence.Stream
 				buf = append(buf, m)
 			case <-ctx.Done():
 				return ctx.Err()
@@ -260,6 +304,17 @@ type pgPeer struct {
 	r      tally.Resolved
 	viol   []tally.Violation
 	enc    []byte
+	aggs   []pgAgg
+}
+
+// pgAgg is one aggregate row an event changes.
+type pgAgg struct {
+	kind, id string
+	votes    bool // whether the result has votes
+}
+
+func (p *pgPeer) stats() (Outcomes, uint64, uint64, uint64) {
+	return p.meta, p.events, p.statements, p.roundTrips
 }
 
 func (p *pgPeer) queue(sql string, args ...any) {
@@ -376,12 +431,27 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// delta queues the upserts that take old (if it counted) out of the
-// station's unit and areas and put m (if it counts) in.
-func (p *pgPeer) delta(old *tally.Minutes, exists bool, m *tally.Minutes) {
+// countsDelta is what one applied event adds to each of its aggregates'
+// counts row.
+type countsDelta struct {
+	reporting, final int64
+	counts           tally.Counts
+}
+
+// voteDelta is what one applied event adds to one candidate's votes.
+type voteDelta struct {
+	cand  string
+	delta int64
+}
+
+// minutesDelta returns what replacing old (if it exists and counted) by m
+// (if it counts) adds to the station's unit and areas: the counts and,
+// appended to votes, the candidates' votes. ok is false when neither
+// counts, and nothing changes.
+func minutesDelta(old *tally.Minutes, exists bool, m *tally.Minutes, votes []voteDelta) (d countsDelta, _ []voteDelta, ok bool) {
 	oldIn, newIn := exists && counts(old.Status), counts(m.Status)
 	if !oldIn && !newIn {
-		return
+		return d, votes, false
 	}
 	var oc, nc tally.Counts
 	if oldIn {
@@ -390,18 +460,13 @@ func (p *pgPeer) delta(old *tally.Minutes, exists bool, m *tally.Minutes) {
 	if newIn {
 		nc = m.Counts
 	}
-	dReporting := b2i(newIn) - b2i(oldIn)
-	dFinal := b2i(newIn && m.Status == tally.Final) - b2i(oldIn && old.Status == tally.Final)
-	dc := tally.Counts{
+	d.reporting = b2i(newIn) - b2i(oldIn)
+	d.final = b2i(newIn && m.Status == tally.Final) - b2i(oldIn && old.Status == tally.Final)
+	d.counts = tally.Counts{
 		Registered: nc.Registered - oc.Registered, Voted: nc.Voted - oc.Voted, Issued: nc.Issued - oc.Issued,
 		Received: nc.Received - oc.Received, Valid: nc.Valid - oc.Valid, Invalid: nc.Invalid - oc.Invalid,
 	}
 	// Votes are sorted by candidate in both (the canonical form): merge.
-	type vd struct {
-		cand  string
-		delta int64
-	}
-	var votes []vd
 	var ov, nv []tally.Vote
 	if oldIn {
 		ov = old.Votes
@@ -412,27 +477,42 @@ func (p *pgPeer) delta(old *tally.Minutes, exists bool, m *tally.Minutes) {
 	for i, j := 0, 0; i < len(ov) || j < len(nv); {
 		switch {
 		case j == len(nv) || i < len(ov) && ov[i].Candidate < nv[j].Candidate:
-			votes = append(votes, vd{ov[i].Candidate, -ov[i].Count})
+			votes = append(votes, voteDelta{ov[i].Candidate, -ov[i].Count})
 			i++
 		case i == len(ov) || nv[j].Candidate < ov[i].Candidate:
-			votes = append(votes, vd{nv[j].Candidate, nv[j].Count})
+			votes = append(votes, voteDelta{nv[j].Candidate, nv[j].Count})
 			j++
 		default:
-			votes = append(votes, vd{nv[j].Candidate, nv[j].Count - ov[i].Count})
+			votes = append(votes, voteDelta{nv[j].Candidate, nv[j].Count - ov[i].Count})
 			i++
 			j++
 		}
 	}
-	e, r := p.e, &p.r
-	aggs := [4]struct{ kind, id string }{{"u", e.Contests[r.Contest].Units[r.Unit].ID}}
-	for k, a := range e.StationAreas(r.Station) {
-		aggs[k+1] = struct{ kind, id string }{"a", e.Areas[a].ID}
+	return d, votes, true
+}
+
+// delta queues the upserts that take old (if it counted) out of the
+// station's unit and areas and put m (if it counts) in.
+func (p *pgPeer) delta(old *tally.Minutes, exists bool, m *tally.Minutes) {
+	d, votes, ok := minutesDelta(old, exists, m, nil)
+	if !ok {
+		return
 	}
+	dc := d.counts
+	e, r := p.e, &p.r
+	// The unit, then one area per level: four rows in the 2021 structure,
+	// three in the 2026 one. Votes only where the contract's result has
+	// them (CONTRACT §4 v2: none in an area above the council's level).
+	aggs := append(p.aggs[:0], pgAgg{"u", e.Contests[r.Contest].Units[r.Unit].ID, true})
+	for _, a := range e.StationAreas(r.Station) {
+		aggs = append(aggs, pgAgg{"a", e.Areas[a].ID, e.AreaHasVotes(r.Contest, a)})
+	}
+	p.aggs = aggs
 	for _, a := range aggs {
-		p.queue(sqlCounts, m.Contest, a.kind, a.id, dReporting, dFinal,
+		p.queue(sqlCounts, m.Contest, a.kind, a.id, d.reporting, d.final,
 			dc.Registered, dc.Voted, dc.Issued, dc.Received, dc.Valid, dc.Invalid)
 		for _, v := range votes {
-			if v.delta != 0 {
+			if v.delta != 0 && a.votes {
 				p.queue(sqlVotes, m.Contest, a.kind, a.id, v.cand, v.delta)
 			}
 		}

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -26,7 +27,10 @@ func targets(res *Results) []Target {
 		add("fold core (one goroutine, binary events)", "≥ 1,000,000", res.Core.ApplyPerS, "minutes/s", res.Core.ApplyPerS >= 1e6)
 	}
 	if res.Peer != nil && res.Peer.EventsPerS > 0 {
-		add("tally/PostgreSQL peer", "≥ 20", res.Peer.TallyOverPeer, "ratio", res.Peer.TallyOverPeer >= 20)
+		add("tally/PostgreSQL peer (naive)", "≥ 20", res.Peer.TallyOverPeer, "ratio", res.Peer.TallyOverPeer >= 20)
+	}
+	if res.StrongPeer != nil && res.StrongPeer.EventsPerS > 0 {
+		add("tally/PostgreSQL peer (strong)", "≥ 1.5", res.StrongPeer.TallyOverPeer, "ratio", res.StrongPeer.TallyOverPeer >= 1.5)
 	}
 	if res.Rebuild != nil {
 		add("rebuild of the whole stream", "≤ 5", res.Rebuild.Seconds, "s", res.Rebuild.Seconds <= 5)
@@ -67,17 +71,20 @@ func WriteTable(w io.Writer, res *Results) error {
 	p("load (async publish, window %d)\t%s events/s", res.Config.PublishWindow, rate(res.Load.EventsPerS))
 	p("ceiling (ack-only pull consumer)\tbest %s, median %s events/s", rate(res.Ceiling.Best), rate(res.Ceiling.Median))
 	p("fold (aggregator, empty store)\tbest %s, median %s events/s; %d commits of %.2f MiB (Pebble WAL)", rate(res.Fold.Best), rate(res.Fold.Median), res.Fold.Commits, res.Fold.WALMiBPerCommit)
-	p("fold/ceiling\t%.2f", res.FoldOverCeiling)
+	p("fold/ceiling\t%.2f best over best; run by run %s, median %.2f", res.FoldOverCeiling, ratios(res.FoldOverCeilingRuns), res.FoldOverCeilingMedian)
 	if c := res.Core; c != nil {
 		p("fold core, no NATS: apply\t%s events/s", rate(c.ApplyPerS))
 		p("fold core, no NATS: with commits\t%s events/s (%.1f ms a commit of %d)", rate(c.CommitPerS), c.CommitMs, res.Config.BatchSize)
 	}
 	p("outcomes\tapplied %d, stale %d, duplicates %d, rejected %d (as expected: %v)",
 		res.FoldOutcomes.Applied, res.FoldOutcomes.Stale, res.FoldOutcomes.Duplicates, res.FoldOutcomes.Rejected, res.OutcomesMatch)
-	if pr := res.Peer; pr != nil {
-		p("PostgreSQL peer (%s)\t%s events/s, %.1f statements and %.2f round trips an event", pr.Server, rate(pr.EventsPerS), pr.StatementsPerEvent, pr.RoundTripsPerEvent)
-		p("tally/PostgreSQL\t%.1f×", pr.TallyOverPeer)
-		p("results compared with PostgreSQL\t%d, %d differ", pr.Compared, pr.Mismatches)
+	for _, pr := range []*Peer{res.Peer, res.StrongPeer} {
+		if pr == nil {
+			continue
+		}
+		p("PostgreSQL peer, %s (%s)\t%s events/s, %.3f statements and %.4f round trips an event", pr.Design, pr.Server, rate(pr.EventsPerS), pr.StatementsPerEvent, pr.RoundTripsPerEvent)
+		p("tally/PostgreSQL (%s)\t%.2f×", pr.Design, pr.TallyOverPeer)
+		p("results compared with PostgreSQL (%s)\t%d, %d differ", pr.Design, pr.Compared, pr.Mismatches)
 	}
 	if rb := res.Rebuild; rb != nil {
 		p("rebuild\t%.2f s, %s events/s", rb.Seconds, rate(rb.EventsPerS))
@@ -90,8 +97,8 @@ func WriteTable(w io.Writer, res *Results) error {
 			l.OfferedPerS, rate(l.AchievedPerS), l.P50Ms, l.P99Ms, l.MaxMs, l.AckP50Ms, l.AckP99Ms, lossNote(l))
 	}
 	ph := res.Memory.PhasePeakRSSMiB
-	p("peak RSS of this process\t%.0f MiB; by phase: fold %.0f, peer %.0f, rebuild %.0f, core %.0f, latency %.0f MiB (NATS and harness included)",
-		res.Memory.PeakRSSMiB, ph["fold"], ph["peer"], ph["rebuild"], ph["core"], ph["latency"])
+	p("peak RSS of this process\t%.0f MiB; by phase: fold %.0f, peer %.0f, strong peer %.0f, rebuild %.0f, core %.0f, latency %.0f MiB (NATS and harness included)",
+		res.Memory.PeakRSSMiB, ph["fold"], ph["peer"], ph["peer-strong"], ph["rebuild"], ph["core"], ph["latency"])
 	p("Pebble on disk\t%.1f MiB", res.Memory.PebbleMiB)
 	if err := tw.Flush(); err != nil {
 		return err
@@ -159,3 +166,43 @@ func group(n int64) string {
 	}
 	return b.String()
 }
+
+// Guard is the CI guard on the fold: it returns an error when res's
+// fold/ceiling is below floor, when the run measured no ratio, or when the
+// run found a problem (outcomes or results that differ). The ratio is
+// FoldOverCeilingMedian: the median, over the runs, of a fold run's rate
+// over that of the ceiling run just before it, both drained by the same
+// consumer kind in the same process. It is a ratio within one run, so a
+// slow machine slows both sides; it never looks at an absolute time.
+func Guard(res *Results, floor float64) error {
+	var errs []error
+	if len(res.FoldOverCeilingRuns) == 0 {
+		errs = append(errs, errors.New("guard: the run measured no fold/ceiling ratio"))
+	} else if res.FoldOverCeilingMedian < floor {
+		errs = append(errs, fmt.Errorf("guard: fold/ceiling %.3f (median of the runs %s) is below the floor %.2f (fold runs %s, ceiling runs %s events/s)",
+			res.FoldOverCeilingMedian, ratios(res.FoldOverCeilingRuns), floor, rates(res.Fold.Runs), rates(res.Ceiling.Runs)))
+	}
+	for _, pb := range res.Problems {
+		errs = append(errs, fmt.Errorf("guard: %s", pb))
+	}
+	return errors.Join(errs...)
+}
+
+func ratios(rs []float64) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(s, " ")
+}
+
+func rates(rs []float64) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = rate(r)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Ratios formats res's run-by-run fold/ceiling ratios.
+func Ratios(res *Results) string { return ratios(res.FoldOverCeilingRuns) }

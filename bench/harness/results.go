@@ -19,6 +19,12 @@ type Results struct {
 	Fold     Drain    `json:"fold"`
 	// FoldOverCeiling is the best fold rate over the best ceiling rate.
 	FoldOverCeiling float64 `json:"fold_over_ceiling"`
+	// FoldOverCeilingRuns is each fold run's rate over that of the ceiling
+	// run just before it (the two closest in time, so under the most
+	// similar load), FoldOverCeilingMedian their median: the figure the CI
+	// guard checks, steadier than FoldOverCeiling on a busy machine.
+	FoldOverCeilingRuns   []float64 `json:"fold_over_ceiling_runs"`
+	FoldOverCeilingMedian float64   `json:"fold_over_ceiling_median"`
 	// FoldOutcomes counts what the fold made of the stream (the last run);
 	// ExpectedOutcomes what the workload says it should have.
 	FoldOutcomes     Outcomes `json:"fold_outcomes"`
@@ -28,14 +34,17 @@ type Results struct {
 	// Core is the fold without NATS, the best of Runs runs.
 	Core *Core `json:"core,omitempty"`
 
-	Peer     *Peer      `json:"peer,omitempty"`
-	Rebuild  *Rebuild   `json:"rebuild,omitempty"`
-	Serve    *Serve     `json:"serve,omitempty"`
-	Latency  []Latency  `json:"latency,omitempty"`
-	Memory   Memory     `json:"memory"`
-	Problems []string   `json:"problems,omitempty"`
-	Targets  []Target   `json:"targets"`
-	Phases   []PhaseRun `json:"phases"`
+	// Peer is the naive PostgreSQL peer (PeerPostgres), StrongPeer the
+	// strong one (PeerPostgresStrong).
+	Peer       *Peer      `json:"peer,omitempty"`
+	StrongPeer *Peer      `json:"peer_strong,omitempty"`
+	Rebuild    *Rebuild   `json:"rebuild,omitempty"`
+	Serve      *Serve     `json:"serve,omitempty"`
+	Latency    []Latency  `json:"latency,omitempty"`
+	Memory     Memory     `json:"memory"`
+	Problems   []string   `json:"problems,omitempty"`
+	Targets    []Target   `json:"targets"`
+	Phases     []PhaseRun `json:"phases"`
 }
 
 // Machine describes where the run happened.
@@ -57,7 +66,7 @@ type RunConfig struct {
 	PublishWindow int      `json:"publish_window"`
 	BatchSize     int      `json:"batch_size"`
 	Runs          int      `json:"runs"`
-	Peer          string   `json:"peer"`
+	Peers         []string `json:"peers"`
 	Loads         []int    `json:"loads_per_s"`
 	LoadSeconds   float64  `json:"load_seconds"`
 	Conns         int      `json:"conns"`
@@ -105,14 +114,22 @@ type Drain struct {
 func (d *Drain) add(events uint64, elapsed time.Duration) {
 	d.Seconds = append(d.Seconds, elapsed.Seconds())
 	d.Runs = append(d.Runs, float64(events)/elapsed.Seconds())
-	s := slices.Clone(d.Runs)
-	slices.Sort(s)
-	d.Best = s[len(s)-1]
-	if n := len(s); n%2 == 1 {
-		d.Median = s[n/2]
-	} else {
-		d.Median = (s[n/2-1] + s[n/2]) / 2
+	d.Best = slices.Max(d.Runs)
+	d.Median = median(d.Runs)
+}
+
+// median returns the median of xs (not modified); 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
 	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	n := len(s)
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // Outcomes counts what a fold made of the stream.
@@ -123,8 +140,9 @@ type Outcomes struct {
 	Rejected   uint64 `json:"rejected"`
 }
 
-// Peer is the PostgreSQL peer's run.
+// Peer is one PostgreSQL peer's run.
 type Peer struct {
+	Design     string   `json:"design"` // PeerPostgres or PeerPostgresStrong
 	Server     string   `json:"server"` // version
 	Settings   []string `json:"settings"`
 	Install    string   `json:"install,omitempty"` // what the harness did to get PostgreSQL

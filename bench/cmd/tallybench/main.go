@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,8 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PublishWindow, "window", 1000, "asynchronous publishes in flight while pre-loading (at most 1000)")
 	fs.IntVar(&cfg.BatchSize, "batch", 10000, "fold batch size, ceiling ack interval, peer transaction size")
 	fs.IntVar(&cfg.Runs, "runs", 2, "runs of the ceiling and of the fold, alternating (at least 2)")
-	peer := fs.String("peer", "none", "peer to compare with: none or postgres (installs the Debian package if needed)")
+	peer := fs.String("peer", "none", "PostgreSQL peers to compare with, comma-separated: postgres (naive: an upsert per aggregate row per event), postgres-strong (deltas summed per batch, one unnest statement per table), or none (installs the Debian package postgresql if needed)")
 	fs.StringVar(&cfg.PostgresSharedBuffers, "pg-shared-buffers", "1GB", "shared_buffers of the PostgreSQL peer")
+	core := fs.Bool("core", true, "measure the fold core (the stream folded from memory, without NATS)")
+	floor := fs.Float64("min-fold-over-ceiling", 0, "fail (exit 1) if fold/ceiling (the median of the runs' ratios, each fold run over the ceiling run before it) is below this ratio or the run found a problem: the CI guard (0: no guard)")
 	fs.BoolVar(&cfg.Rebuild, "rebuild", true, "measure projections.RebuildDir of the whole stream")
 	fs.BoolVar(&cfg.Serve, "serve", true, "run tally serve as a process of its own on the stream and measure its memory (builds ./cmd/tally)")
 	fs.StringVar(&cfg.TallyBinary, "tally", "", "tally binary for --serve (default: go build ./cmd/tally)")
@@ -79,13 +82,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tallybench: --structure %q: want 2021, 2021-councils or 2026\n", *structure)
 		return 2
 	}
-	switch *peer {
-	case "none", "":
-	case harness.PeerPostgres:
-		cfg.Peer = harness.PeerPostgres
-	default:
-		fmt.Fprintf(stderr, "tallybench: --peer %q: want none or postgres\n", *peer)
+	cfg.SkipCore = !*core
+	if *floor < 0 || *floor > 1 {
+		fmt.Fprintf(stderr, "tallybench: --min-fold-over-ceiling %g: want a ratio from 0 to 1\n", *floor)
 		return 2
+	}
+	for _, s := range strings.Split(*peer, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "none", "":
+		case harness.PeerPostgres, harness.PeerPostgresStrong:
+			if slices.Contains(cfg.Peers, s) {
+				fmt.Fprintf(stderr, "tallybench: --peer: %q given twice\n", s)
+				return 2
+			}
+			cfg.Peers = append(cfg.Peers, s)
+		default:
+			fmt.Fprintf(stderr, "tallybench: --peer: %q is not a peer: want none, %s or %s, comma-separated\n", s, harness.PeerPostgres, harness.PeerPostgresStrong)
+			return 2
+		}
 	}
 	for _, s := range strings.Split(*loads, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -119,6 +133,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "tallybench: %v\n", err)
 		return 1
+	}
+	if *floor > 0 {
+		if err := harness.Guard(res, *floor); err != nil {
+			fmt.Fprintf(stderr, "tallybench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "tallybench: fold/ceiling %.2f (median of the runs %s), floor %.2f: passed\n",
+			res.FoldOverCeilingMedian, harness.Ratios(res), *floor)
 	}
 	return 0
 }
