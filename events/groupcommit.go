@@ -51,7 +51,6 @@ type GroupCommit struct {
 	// batch (for metrics).
 	OnCommit func(n int, atomic bool)
 
-	nc      *nats.Conn
 	js      jetstream.JetStream
 	max     int
 	timeout time.Duration
@@ -76,7 +75,7 @@ func NewGroupCommit(js jetstream.JetStream, maxBatch int, timeout time.Duration)
 	if maxBatch <= 0 || maxBatch > MaxGroupCommit {
 		maxBatch = MaxGroupCommit
 	}
-	return &GroupCommit{nc: js.Conn(), js: js, max: maxBatch, timeout: timeout, in: make(chan *commitReq), done: make(chan struct{})}
+	return &GroupCommit{js: js, max: maxBatch, timeout: timeout, in: make(chan *commitReq), done: make(chan struct{})}
 }
 
 // Run gathers and commits batches until ctx ends, one committer goroutine
@@ -176,14 +175,12 @@ func (g *GroupCommit) commitLoop(ch chan *commitReq) {
 	}
 }
 
-// batchAck is the answer to an atomic batch's commit (and to a plain
-// publish, which has no Batch or Count).
+// batchAck is the answer to an atomic batch's commit: the sequence of its
+// last message and how many it stored, or why it stored none.
 type batchAck struct {
-	Stream string `json:"stream"`
-	Seq    uint64 `json:"seq"`
-	Count  int    `json:"count"`
-	Dup    bool   `json:"duplicate"`
-	Error  *struct {
+	Seq   uint64 `json:"seq"`
+	Count int    `json:"count"`
+	Error *struct {
 		Code        int    `json:"code"`
 		ErrCode     int    `json:"err_code"`
 		Description string `json:"description"`
@@ -278,6 +275,7 @@ func (g *GroupCommit) storeEach(ctx context.Context, batch []*commitReq) {
 // storeAtomic publishes the n messages of batch as one atomic batch and
 // returns the stream sequence of the first.
 func (g *GroupCommit) storeAtomic(ctx context.Context, batch []*commitReq, n int) (uint64, error) {
+	nc := g.js.Conn()
 	id := nuid.Next()
 	k := 0
 	var reply *nats.Msg
@@ -291,14 +289,14 @@ func (g *GroupCommit) storeAtomic(ctx context.Context, batch []*commitReq, n int
 			bm.Header.Set("Nats-Batch-Id", id)
 			bm.Header.Set("Nats-Batch-Sequence", strconv.Itoa(k))
 			if k < n {
-				if err := g.nc.PublishMsg(bm); err != nil {
+				if err := nc.PublishMsg(bm); err != nil {
 					return 0, fmt.Errorf("%w: publish message %d of batch %s: %v", ErrBatchRefused, k, id, err)
 				}
 				continue
 			}
 			bm.Header.Set("Nats-Batch-Commit", "1")
 			var err error
-			if reply, err = g.nc.RequestMsgWithContext(ctx, bm); err != nil {
+			if reply, err = nc.RequestMsgWithContext(ctx, bm); err != nil {
 				return 0, fmt.Errorf("%w: commit batch %s of %d: %v", ErrNotStored, id, n, err)
 			}
 		}
@@ -315,7 +313,7 @@ func (g *GroupCommit) storeAtomic(ctx context.Context, batch []*commitReq, n int
 	return ack.Seq - uint64(n) + 1, nil
 }
 
-// parseAck reads a stream's answer to a publish or a batch commit.
+// parseAck reads a stream's answer to a batch commit.
 func parseAck(data []byte) (batchAck, error) {
 	var ack batchAck
 	if err := json.Unmarshal(data, &ack); err != nil {
