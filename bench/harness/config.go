@@ -68,8 +68,11 @@ type Config struct {
 	// NATS), which the zero value measures.
 	SkipCore bool
 
-	// Rebuild measures projections.RebuildDir of the whole stream.
-	Rebuild bool
+	// Rebuild measures projections.RebuildPartitions of the whole stream
+	// (or of every partition stream, in parallel), RebuildRuns times
+	// (default 1), and reopens the rebuilt stores to check them.
+	Rebuild     bool
+	RebuildRuns int
 	// Serve runs `tally serve` as a process of its own on the pre-loaded
 	// stream (the embedded NATS server then listens on a loopback port)
 	// and measures its catching up and its memory.
@@ -89,7 +92,11 @@ type Config struct {
 	// Conns is the number of concurrent HTTP connections (and senders) of
 	// the latency phase. Default 256.
 	Conns int
-	// Partitions is the latency phase's server's --partitions (default 1).
+	// Partitions is the number of minutes streams, by province (events'
+	// partitions, as tally serve --partitions), both of the pre-loaded
+	// night and of the latency phase's server. Default 1. With more than
+	// one, the phases that read one stream (ceiling, fold, peers, serve,
+	// core) do not run: the rebuild rebuilds the partitions in parallel.
 	Partitions int
 	// Replicas is the latency phase's server's --replicas, on an external
 	// NATS cluster (--nats).
@@ -161,6 +168,9 @@ func (c *Config) validate() error {
 		if slices.Contains(c.Peers[:i], p) {
 			errs = append(errs, fmt.Errorf("harness: peer %q asked for twice", p))
 		}
+	}
+	if c.Partitions > 1 && (len(c.Peers) > 0 || c.Serve) {
+		errs = append(errs, fmt.Errorf("harness: partitions %d: the peers and serve read one stream; ask for them with 1 partition", c.Partitions))
 	}
 	for _, l := range c.Loads {
 		if l <= 0 {

@@ -56,9 +56,10 @@ type runner struct {
 	embedded *broker.Embedded
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	stream   jetstream.Stream
-	natsURL  string // for tally serve
-	n        uint64 // messages in the stream
+	stream   jetstream.Stream   // the one stream (Partitions ≤ 1), else nil
+	streams  []jetstream.Stream // every stream, partition p's at index p
+	natsURL  string             // for tally serve
+	n        uint64             // messages in the streams
 
 	electionFile string
 	lastSeq      uint64
@@ -114,21 +115,41 @@ func (r *runner) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		info, err := r.stream.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("stream info: %w", err)
+		for _, st := range r.streams {
+			info, err := st.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("stream info: %w", err)
+			}
+			r.n += info.State.Msgs
+			r.lastSeq = info.State.LastSeq // of the one stream when it is one
+			r.res.Load.Stored += info.State.Msgs
+			r.res.Load.Bytes += info.State.Bytes
 		}
-		r.n, r.lastSeq = info.State.Msgs, info.State.LastSeq
-		r.res.Load.Stored, r.res.Load.Bytes = info.State.Msgs, info.State.Bytes
-		r.res.Memory.StreamMiB = float64(info.State.Bytes) / mib
+		r.res.Memory.StreamMiB = float64(r.res.Load.Bytes) / mib
 		return nil
 	}); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
 	ld := r.res.Load
-	r.logf("loaded %d events (%d deduplicated by Nats-Msg-Id), %.1f MiB, in %.1fs: %.0f events/s",
-		ld.Stored, ld.Deduped, float64(ld.Bytes)/mib, ld.Seconds, ld.EventsPerS)
+	r.logf("loaded %d events (%d deduplicated by Nats-Msg-Id) into %d stream(s), %.1f MiB, in %.1fs: %.0f events/s",
+		ld.Stored, ld.Deduped, len(r.streams), float64(ld.Bytes)/mib, ld.Seconds, ld.EventsPerS)
 
+	if r.stream == nil {
+		// The drains, the peers, serve and the core read one stream.
+		r.logf("%d partition streams: no ceiling, fold or core drains (they read one stream); the rebuild rebuilds the partitions in parallel", len(r.streams))
+		if cfg.Rebuild {
+			if err := r.phase("rebuild", true, func() error { return r.rebuild(ctx) }); err != nil {
+				return fmt.Errorf("rebuild: %w", err)
+			}
+		}
+		r.closeNATS()
+		if len(cfg.Loads) > 0 {
+			if err := r.phase("latency", true, func() error { return r.latency(ctx) }); err != nil {
+				return fmt.Errorf("latency: %w", err)
+			}
+		}
+		return nil
+	}
 	last, err := r.drains(ctx)
 	if err != nil {
 		return err
@@ -198,8 +219,14 @@ func (r *runner) openNATS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	r.stream, err = resetStream(ctx, r.js, r.e.ID)
-	return err
+	r.streams, err = resetStreams(ctx, r.js, r.e, max(1, r.cfg.Partitions))
+	if err != nil {
+		return err
+	}
+	if len(r.streams) == 1 {
+		r.stream = r.streams[0]
+	}
+	return nil
 }
 
 // closeNATS deletes the bench stream from an external server, closes the
@@ -208,9 +235,11 @@ func (r *runner) closeNATS() {
 	if r.nc == nil {
 		return
 	}
-	if r.embedded == nil && r.stream != nil {
+	if r.embedded == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_ = r.js.DeleteStream(ctx, r.stream.CachedInfo().Config.Name)
+		for _, st := range r.streams {
+			_ = r.js.DeleteStream(ctx, st.CachedInfo().Config.Name)
+		}
 		cancel()
 	}
 	r.nc.Close()
@@ -286,22 +315,93 @@ func (r *runner) problem(format string, args ...any) {
 	r.logf("PROBLEM: %s", msg)
 }
 
-// rebuild measures projections.RebuildDir of the whole stream into a new
-// directory.
+// rebuild measures projections.RebuildPartitions of the whole stream, or
+// of every partition stream in parallel, into new directories,
+// cfg.RebuildRuns times, then opens the rebuilt stores and checks their
+// checkpoints and outcomes against the streams and the workload.
 func (r *runner) rebuild(ctx context.Context) error {
-	dir := filepath.Join(r.tmp, "rebuild")
-	start := time.Now()
-	n, err := projections.RebuildDir(ctx, r.stream, r.e, dir)
+	res := &Rebuild{Partitions: len(r.streams)}
+	for i := range max(1, r.cfg.RebuildRuns) {
+		dataDir := filepath.Join(r.tmp, fmt.Sprintf("rebuild-%d", i+1))
+		start := time.Now()
+		read, err := projections.RebuildPartitions(ctx, r.streams, r.e, dataDir)
+		if err != nil {
+			return err
+		}
+		elapsed := time.Since(start)
+		var n uint64
+		for _, k := range read {
+			n += k
+		}
+		res.Runs = append(res.Runs, elapsed.Seconds())
+		dirs := make([]string, len(r.streams))
+		for p := range dirs {
+			dirs[p] = projections.PartitionDir(dataDir, p, len(dirs))
+		}
+		var mibs float64
+		for _, d := range dirs {
+			mibs += dirMiB(d)
+		}
+		r.logf("rebuild run %d: %d events from %d stream(s) in %.2fs: %.0f events/s, %.1f MiB of Pebble", i+1, n, len(r.streams),
+			elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs)
+		if i == 0 || elapsed.Seconds() < res.Seconds {
+			res.Events, res.Seconds, res.EventsPerS, res.PebbleMiB = n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs
+		}
+		if n != r.n {
+			r.problem("rebuild read %d events, the streams hold %d", n, r.n)
+		}
+		if i == 0 {
+			if res.Outcomes, err = r.checkRebuilt(ctx, dirs); err != nil {
+				return err
+			}
+		}
+		if err := os.RemoveAll(dataDir); err != nil {
+			return err
+		}
+	}
+	res.Median = median(res.Runs)
+	r.res.Rebuild = res
+	return nil
+}
+
+// checkRebuilt opens the rebuilt stores (partition p's in dirs[p]): each
+// checkpoint must be its stream's last sequence, and the outcomes summed
+// over the partitions those the workload expects.
+func (r *runner) checkRebuilt(ctx context.Context, dirs []string) (Outcomes, error) {
+	var sum Outcomes
+	elections, err := projections.PartElections(r.e, len(dirs))
 	if err != nil {
-		return err
+		return sum, err
 	}
-	elapsed := time.Since(start)
-	r.res.Rebuild = &Rebuild{Events: n, Seconds: elapsed.Seconds(), EventsPerS: float64(n) / elapsed.Seconds(), PebbleMiB: dirMiB(dir)}
-	r.logf("rebuild: %d events in %.2fs: %.0f events/s, %.1f MiB of Pebble", n, elapsed.Seconds(), r.res.Rebuild.EventsPerS, r.res.Rebuild.PebbleMiB)
-	if n != r.n {
-		r.problem("rebuild read %d events, the stream holds %d", n, r.n)
+	for p, d := range dirs {
+		info, err := r.streams[p].Info(ctx)
+		if err != nil {
+			return sum, fmt.Errorf("stream info: %w", err)
+		}
+		s, err := projections.Open(d, elections[p])
+		if err != nil {
+			return sum, fmt.Errorf("reopen rebuilt partition %d: %w", p, err)
+		}
+		meta, err := s.Meta()
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return sum, fmt.Errorf("rebuilt partition %d: %w", p, err)
+		}
+		if meta.Checkpoint != info.State.LastSeq {
+			r.problem("rebuilt partition %d reopens at checkpoint %d, its stream ends at %d", p, meta.Checkpoint, info.State.LastSeq)
+		}
+		o := outcomesOf(meta)
+		sum.Applied += o.Applied
+		sum.Stale += o.Stale
+		sum.Duplicates += o.Duplicates
+		sum.Rejected += o.Rejected
 	}
-	return os.RemoveAll(dir)
+	if sum != r.res.ExpectedOutcomes {
+		r.problem("the rebuilt stores' outcomes %+v differ from the workload's %+v", sum, r.res.ExpectedOutcomes)
+	}
+	return sum, nil
 }
 
 // core reads the stream into memory and folds it without NATS, cfg.Runs

@@ -103,8 +103,46 @@ func TestRunTiny(t *testing.T) {
 	}
 }
 
+// TestRunTinyPartitions loads the night into 3 partition streams and
+// rebuilds them in parallel, twice: every event is read, and the rebuilt
+// stores reopen at their streams' last sequences with the workload's
+// outcomes (checkRebuilt reports a problem otherwise).
+func TestRunTinyPartitions(t *testing.T) {
+	cfg := Config{
+		Scale:       0.02,
+		Provinces:   6,
+		MsgID:       true,
+		BatchSize:   500,
+		Partitions:  3,
+		Rebuild:     true,
+		RebuildRuns: 2,
+		SkipCore:    true,
+		TempDir:     t.TempDir(),
+	}
+	var log bytes.Buffer
+	cfg.Log = &log
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	t.Logf("log:\n%s", &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) > 0 {
+		t.Errorf("problems: %q", res.Problems)
+	}
+	rb := res.Rebuild
+	if rb == nil || rb.Partitions != 3 || len(rb.Runs) != 2 || rb.Events != res.Load.Stored || res.Load.Stored == 0 {
+		t.Fatalf("rebuild %+v, want 3 partitions, 2 runs, all %d events", rb, res.Load.Stored)
+	}
+	if rb.Outcomes != res.ExpectedOutcomes || rb.Outcomes.Applied == 0 || rb.Outcomes.Rejected == 0 {
+		t.Errorf("rebuilt outcomes %+v, workload expects %+v", rb.Outcomes, res.ExpectedOutcomes)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
-	for _, cfg := range []Config{{Runs: 1}, {PublishWindow: 1001}, {Peers: []string{"mysql"}}, {Peers: []string{PeerPostgres, PeerPostgres}}, {Loads: []int{0}}} {
+	for _, cfg := range []Config{{Runs: 1}, {PublishWindow: 1001}, {Peers: []string{"mysql"}}, {Peers: []string{PeerPostgres, PeerPostgres}}, {Loads: []int{0}},
+		{Partitions: 2, Serve: true}, {Partitions: 2, Peers: []string{PeerPostgresStrong}}} {
 		cfg.ensureDefaults()
 		if err := cfg.validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/bench/workload"
+	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/tally"
 )
@@ -52,16 +53,19 @@ func nightConfig(cfg *Config) workload.NightConfig { return workload.NightConfig
 // chunk is up to one publish window of encoded events.
 type chunk struct {
 	msgs  []nats.Msg
+	parts []int // each message's partition
 	arena []byte
 }
 
 // preload plays the night into stream, in the gateway's binary encoding, one
 // window of asynchronous publishes at a time, each window's acks awaited
 // before the next is sent. Generation runs on its own goroutine, ahead by a
-// few windows. It fills w's submission counts and returns the outcomes the
-// fold should report.
+// few windows. With cfg.Partitions > 1 each event goes to its province's
+// partition stream (each publish expects it). It fills w's submission
+// counts and returns the outcomes the fold should report.
 func preload(ctx context.Context, cfg *Config, js jetstream.JetStream, e *tally.Election, w *Workload) (Load, Outcomes, error) {
 	window := cfg.PublishWindow
+	nparts := max(1, cfg.Partitions)
 	full := make(chan *chunk, 4)
 	free := make(chan *chunk, 6)
 	for range cap(free) {
@@ -77,7 +81,7 @@ func preload(ctx context.Context, cfg *Config, js jetstream.JetStream, e *tally.
 		take := func() error {
 			select {
 			case cur = <-free:
-				cur.msgs, cur.arena = cur.msgs[:0], cur.arena[:0]
+				cur.msgs, cur.parts, cur.arena = cur.msgs[:0], cur.parts[:0], cur.arena[:0]
 				return nil
 			case <-genCtx.Done():
 				return genCtx.Err()
@@ -99,6 +103,7 @@ func preload(ctx context.Context, cfg *Config, js jetstream.JetStream, e *tally.
 				msg.Header = nats.Header{jetstream.MsgIDHeader: []string{events.MsgID(m, msg.Data)}}
 			}
 			cur.msgs = append(cur.msgs, msg)
+			cur.parts = append(cur.parts, events.StationPartition(e, sub.Station, nparts))
 			if len(cur.msgs) < window {
 				return nil
 			}
@@ -122,13 +127,16 @@ func preload(ctx context.Context, cfg *Config, js jetstream.JetStream, e *tally.
 	}()
 
 	var ld Load
-	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(events.StreamName(e.ID))}
+	opts := make([][]jetstream.PublishOpt, nparts)
+	for p := range opts {
+		opts[p] = []jetstream.PublishOpt{jetstream.WithExpectStream(events.PartitionStreamName(e.ID, p, nparts))}
+	}
 	futures := make([]jetstream.PubAckFuture, 0, window)
 	start := time.Now()
 	for c := range full {
 		futures = futures[:0]
 		for i := range c.msgs {
-			f, err := js.PublishMsgAsync(&c.msgs[i], opts...)
+			f, err := js.PublishMsgAsync(&c.msgs[i], opts[c.parts[i]]...)
 			if err != nil {
 				return ld, Outcomes{}, fmt.Errorf("publish event %d: %w", ld.Published+i, err)
 			}
@@ -178,15 +186,30 @@ func fixData(c *chunk) {
 	}
 }
 
-// resetStream deletes the election's stream, if any, and creates it anew.
-func resetStream(ctx context.Context, js jetstream.JetStream, id string) (jetstream.Stream, error) {
-	name := events.StreamName(id)
-	if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("delete stream %s: %w", name, err)
-	}
-	st, err := js.CreateStream(ctx, events.StreamConfig(id, 1))
+// resetStreams deletes election e's streams, one or partitioned, and
+// creates n anew (events.PartitionStreamConfigs), partition p's at index p.
+func resetStreams(ctx context.Context, js jetstream.JetStream, e *tally.Election, n int) ([]jetstream.Stream, error) {
+	have, err := broker.ExistingPartitions(ctx, js, e.ID)
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", name, err)
+		return nil, err
 	}
-	return st, nil
+	for p := range have {
+		name := events.PartitionStreamName(e.ID, p, have)
+		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("delete stream %s: %w", name, err)
+		}
+	}
+	if n > 1 {
+		if err := events.CheckPartitionable(e); err != nil {
+			return nil, err
+		}
+	}
+	cfgs := events.PartitionStreamConfigs(e, n, 1)
+	streams := make([]jetstream.Stream, len(cfgs))
+	for p, c := range cfgs {
+		if streams[p], err = js.CreateStream(ctx, c); err != nil {
+			return nil, fmt.Errorf("create stream %s: %w", c.Name, err)
+		}
+	}
+	return streams, nil
 }

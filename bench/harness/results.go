@@ -165,10 +165,19 @@ type Peer struct {
 
 // Rebuild is projections.RebuildDir of the whole stream.
 type Rebuild struct {
+	// Partitions is the number of streams rebuilt in parallel.
+	Partitions int `json:"partitions"`
+	// Events, Seconds, EventsPerS and PebbleMiB are the fastest run's.
 	Events     uint64  `json:"events"`
 	Seconds    float64 `json:"seconds"`
 	EventsPerS float64 `json:"events_per_s"`
 	PebbleMiB  float64 `json:"pebble_mib"`
+	// Runs are every run's seconds, Median their median.
+	Runs   []float64 `json:"runs_seconds"`
+	Median float64   `json:"median_seconds"`
+	// Outcomes are the rebuilt stores' counters, summed over partitions,
+	// read back by reopening them.
+	Outcomes Outcomes `json:"outcomes"`
 }
 
 // Latency is one offered load of the latency phase.
