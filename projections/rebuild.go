@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,7 +14,9 @@ import (
 
 // RebuildDir rebuilds the projections kept in dir from the whole stream:
 // it folds into a fresh store beside dir (dir + ".rebuild"), and only when
-// that succeeded replaces dir with it. No server may hold dir open.
+// that succeeded, and the fresh store is durable, replaces dir with it. No
+// server may hold dir open. A rebuild that fails or crashes leaves dir as
+// it was (and a dir + ".rebuild" that the next rebuild clears).
 func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election, dir string) (uint64, error) {
 	tmp := dir + ".rebuild"
 	if err := os.RemoveAll(tmp); err != nil {
@@ -23,9 +26,15 @@ func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election,
 	if err != nil {
 		return 0, err
 	}
-	n, err := Rebuild(ctx, stream, store, 0)
+	n, err := rebuild(ctx, stream, store, rebuildBatchSize, false)
+	if err == nil {
+		err = store.syncStore()
+	}
 	if cerr := store.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close rebuilt store: %w", cerr)
+	}
+	if err == nil {
+		err = syncDir(tmp)
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
@@ -43,6 +52,10 @@ func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election,
 	if err := os.Rename(tmp, dir); err != nil {
 		return n, fmt.Errorf("put rebuilt projections in place: %w", err)
 	}
+	// The rename is durable once the parent directory is synced.
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return n, err
+	}
 	if err := os.RemoveAll(old); err != nil {
 		return n, fmt.Errorf("remove old projections: %w", err)
 	}
@@ -51,10 +64,28 @@ func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election,
 
 // Rebuild folds the whole stream, from its first message to the last one
 // it holds when Rebuild starts, into store (which should be empty). It
-// commits every batchSize messages and returns the number of messages read.
+// commits every batchSize messages, each commit fsynced, and returns the
+// number of messages read. RebuildDir, which rebuilds into a fresh store,
+// commits without fsyncs and syncs once at the end.
 func Rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSize int) (uint64, error) {
+	return rebuild(ctx, stream, store, batchSize, true)
+}
+
+// rebuildBatchSize is RebuildDir's batch: DefaultBatchSize, smaller in
+// tests so that a small stream makes many batches.
+var rebuildBatchSize = DefaultBatchSize
+
+// rebuildChunk is how many messages the reader hands the fold at a time.
+const rebuildChunk = 512
+
+// rebuild is Rebuild, on three goroutines: a reader pulls the stream and
+// parses each message's ack subject, the caller's goroutine folds, and a
+// committer commits each ended batch (fsynced if synced) while the fold
+// goes on with the next, as the Aggregator does. Batches are committed in
+// the order they were ended, one at a time (Fold.EndBatch's invariant).
+func rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSize int, synced bool) (uint64, error) {
 	if batchSize <= 0 {
-		batchSize = 10000
+		batchSize = DefaultBatchSize
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -73,37 +104,150 @@ func Rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 	if err != nil {
 		return 0, fmt.Errorf("read stream: %w", err)
 	}
-	defer it.Stop()
-	var n uint64
-	var msg Msg
-	for pending := 0; ; {
-		jm, err := it.Next()
-		if err != nil {
-			return n, fmt.Errorf("read stream after %d messages: %w", n, err)
-		}
-		ack, ok := parseAck(jm.Reply())
-		if !ok {
-			return n, fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
-		}
-		msg = Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored}
-		if _, err := fold.Apply(&msg); err != nil {
-			return n, fmt.Errorf("fold seq %d: %w", msg.Seq, err)
-		}
-		n++
-		pending++
-		if pending >= batchSize || msg.Seq >= last {
-			if _, err := fold.Commit(); err != nil {
-				return n, err
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		it.Stop() // unblocks the reader's Next
+		wg.Wait()
+	}()
+
+	// The reader: chunks of parsed messages, recycled through free.
+	chunks := make(chan []Msg, 8)
+	free := make(chan []Msg, cap(chunks)+2)
+	for range cap(free) {
+		free <- make([]Msg, 0, rebuildChunk)
+	}
+	readErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(chunks)
+		readErr <- readStream(ctx, it, last, chunks, free)
+	}()
+
+	// The committer.
+	commits := make(chan *Batch, 1)
+	commitErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(commitErr)
+		for b := range commits {
+			var err error
+			if synced {
+				err = fold.CommitBatch(b)
+			} else {
+				err = fold.commitBatchUnsynced(b)
 			}
-			pending = 0
+			if err != nil {
+				commitErr <- err
+				for b := range commits { // let the fold finish sending
+					b.batch.Close()
+				}
+				return
+			}
 		}
-		if msg.Seq >= last {
-			return n, nil
+	}()
+	n, err := foldChunks(ctx, fold, chunks, free, commits, commitErr, batchSize)
+	if err == nil {
+		// The reader closed chunks: at the end of the stream, or on an
+		// error, sent before.
+		err = <-readErr
+	}
+	if err == nil {
+		err = handOff(fold, commits, commitErr)
+	}
+	close(commits)
+	if cerr := <-commitErr; err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// handOff ends the fold's pending batch, if any, and hands it to the
+// committer.
+func handOff(fold *Fold, commits chan<- *Batch, commitErr <-chan error) error {
+	b, err := fold.EndBatch()
+	if b == nil || err != nil {
+		return err
+	}
+	select {
+	case commits <- b:
+		return nil
+	case err := <-commitErr:
+		b.batch.Close()
+		return err
+	}
+}
+
+// readStream reads it up to stream sequence last into chunks of parsed
+// messages, taking empty chunks from free.
+func readStream(ctx context.Context, it jetstream.MessagesContext, last uint64, chunks chan<- []Msg, free <-chan []Msg) error {
+	var n uint64
+	for {
+		var c []Msg
+		select {
+		case c = <-free:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
+		c = c[:0]
+		for len(c) < cap(c) {
+			jm, err := it.Next()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("read stream after %d messages: %w", n, err)
+			}
+			ack, ok := parseAck(jm.Reply())
+			if !ok {
+				return fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
+			}
+			c = append(c, Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored})
+			n++
+			if ack.streamSeq >= last {
+				break
+			}
+		}
+		select {
+		case chunks <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c[len(c)-1].Seq >= last {
+			return nil
+		}
+	}
+}
+
+// foldChunks applies the chunks in order, until the reader closes chunks,
+// and hands a batch to the committer every batchSize messages. It returns
+// the number of messages applied; the last batch is left pending.
+func foldChunks(ctx context.Context, fold *Fold, chunks <-chan []Msg, free chan<- []Msg, commits chan<- *Batch, commitErr <-chan error, batchSize int) (uint64, error) {
+	var n uint64
+	pending := 0
+	for c := range chunks {
+		for i := range c {
+			if _, err := fold.Apply(&c[i]); err != nil {
+				return n, fmt.Errorf("fold seq %d: %w", c[i].Seq, err)
+			}
+			n++
+			if pending++; pending >= batchSize {
+				if err := handOff(fold, commits, commitErr); err != nil {
+					return n, err
+				}
+				pending = 0
+			}
+		}
+		clear(c) // drop the references to the messages' data
+		free <- c
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
 	}
+	return n, nil
 }
 
 // RebuildPartitions rebuilds the projections of every partition under
