@@ -18,6 +18,24 @@ import (
 // server may hold dir open. A rebuild that fails or crashes leaves dir as
 // it was (and a dir + ".rebuild" that the next rebuild clears).
 func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election, dir string) (uint64, error) {
+	return RebuildDirWith(ctx, stream, e, dir, RebuildOptions{})
+}
+
+// RebuildOptions tunes RebuildDirWith and RebuildPartitionsWith. The zero
+// value is what RebuildDir and RebuildPartitions do; the other settings
+// are the rebuild as it was before it was pipelined, for comparisons
+// (tallybench --rebuild-variants) and tests.
+type RebuildOptions struct {
+	// BatchSize is the most messages per commit. Default DefaultBatchSize.
+	BatchSize int
+	// Serial reads, folds and commits on one goroutine, one after the
+	// other, and fsyncs every commit, as rebuilds did before they were
+	// pipelined.
+	Serial bool
+}
+
+// RebuildDirWith is RebuildDir with options.
+func RebuildDirWith(ctx context.Context, stream jetstream.Stream, e *tally.Election, dir string, opts RebuildOptions) (uint64, error) {
 	tmp := dir + ".rebuild"
 	if err := os.RemoveAll(tmp); err != nil {
 		return 0, fmt.Errorf("clear %s: %w", tmp, err)
@@ -26,7 +44,12 @@ func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election,
 	if err != nil {
 		return 0, err
 	}
-	n, err := rebuild(ctx, stream, store, rebuildBatchSize, false)
+	var n uint64
+	if opts.Serial {
+		n, err = rebuildSerial(ctx, stream, store, opts.BatchSize)
+	} else {
+		n, err = rebuild(ctx, stream, store, opts.BatchSize, false)
+	}
 	if err == nil {
 		err = store.syncStore()
 	}
@@ -70,10 +93,6 @@ func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election,
 func Rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSize int) (uint64, error) {
 	return rebuild(ctx, stream, store, batchSize, true)
 }
-
-// rebuildBatchSize is RebuildDir's batch: DefaultBatchSize, smaller in
-// tests so that a small stream makes many batches.
-var rebuildBatchSize = DefaultBatchSize
 
 // rebuildChunk is how many messages the reader hands the fold at a time.
 const rebuildChunk = 512
@@ -250,6 +269,63 @@ func foldChunks(ctx context.Context, fold *Fold, chunks <-chan []Msg, free chan<
 	return n, nil
 }
 
+// rebuildSerial is Rebuild as it was before it was pipelined: one
+// goroutine reads a message, folds it and, every batchSize messages,
+// commits with fsync, waiting for each step.
+func rebuildSerial(ctx context.Context, stream jetstream.Stream, store *Store, batchSize int) (uint64, error) {
+	if batchSize <= 0 {
+		batchSize = DefaultBatchSize
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	last := info.State.LastSeq
+	fold := store.Fold()
+	if info.State.Msgs == 0 || fold.Meta().Checkpoint >= last {
+		return 0, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return 0, fmt.Errorf("ordered consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(batchSize))
+	if err != nil {
+		return 0, fmt.Errorf("read stream: %w", err)
+	}
+	defer it.Stop()
+	var n uint64
+	var msg Msg
+	for pending := 0; ; {
+		jm, err := it.Next()
+		if err != nil {
+			return n, fmt.Errorf("read stream after %d messages: %w", n, err)
+		}
+		ack, ok := parseAck(jm.Reply())
+		if !ok {
+			return n, fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
+		}
+		msg = Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored}
+		if _, err := fold.Apply(&msg); err != nil {
+			return n, fmt.Errorf("fold seq %d: %w", msg.Seq, err)
+		}
+		n++
+		pending++
+		if pending >= batchSize || msg.Seq >= last {
+			if _, err := fold.Commit(); err != nil {
+				return n, err
+			}
+			pending = 0
+		}
+		if msg.Seq >= last {
+			return n, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+	}
+}
+
 // RebuildPartitions rebuilds the projections of every partition under
 // dataDir (PartitionDir) from its own stream, streams[p] for partition p,
 // in parallel: each partition folds the part of the election in its
@@ -257,6 +333,11 @@ func foldChunks(ctx context.Context, fold *Fold, chunks <-chan []Msg, free chan<
 // RebuildDir does for one. It returns the messages read per partition.
 // With one stream it is RebuildDir of DataDir/projections.
 func RebuildPartitions(ctx context.Context, streams []jetstream.Stream, e *tally.Election, dataDir string) ([]uint64, error) {
+	return RebuildPartitionsWith(ctx, streams, e, dataDir, RebuildOptions{})
+}
+
+// RebuildPartitionsWith is RebuildPartitions with options.
+func RebuildPartitionsWith(ctx context.Context, streams []jetstream.Stream, e *tally.Election, dataDir string, opts RebuildOptions) ([]uint64, error) {
 	n := len(streams)
 	elections, err := PartElections(e, n)
 	if err != nil {
@@ -269,7 +350,7 @@ func RebuildPartitions(ctx context.Context, streams []jetstream.Stream, e *tally
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			read[p], errs[p] = RebuildDir(ctx, streams[p], elections[p], PartitionDir(dataDir, p, n))
+			read[p], errs[p] = RebuildDirWith(ctx, streams[p], elections[p], PartitionDir(dataDir, p, n), opts)
 		}()
 	}
 	wg.Wait()

@@ -28,17 +28,20 @@ import (
 // store must reopen at its stream's last sequence, and a second rebuild
 // must replace the first, leaving no temporary directory behind.
 func TestRebuildPartitionsEqualsFold(t *testing.T) {
-	projections.SetRebuildBatchSize(t, 97)
 	for _, structure := range []string{"2026", "2021-councils"} {
 		for _, n := range []int{1, 3} {
 			t.Run(fmt.Sprintf("%s/%d", structure, n), func(t *testing.T) {
-				testRebuildPartitions(t, structure, n)
+				testRebuildPartitions(t, structure, n, projections.RebuildOptions{BatchSize: 97})
 			})
 		}
 	}
+	// The serial rebuild, kept for comparisons, too.
+	t.Run("2026/3/serial", func(t *testing.T) {
+		testRebuildPartitions(t, "2026", 3, projections.RebuildOptions{BatchSize: 97, Serial: true})
+	})
 }
 
-func testRebuildPartitions(t *testing.T, structure string, n int) {
+func testRebuildPartitions(t *testing.T, structure string, n int, opts projections.RebuildOptions) {
 	cfg := workload.NationalConfig{Seed: 11, Scale: 0.02, Provinces: 12, ID: "rb-" + structure}
 	if structure == "2026" {
 		cfg.TwoTier = true
@@ -106,7 +109,15 @@ func testRebuildPartitions(t *testing.T, structure string, n int) {
 
 	dataDir := filepath.Join(t.TempDir(), "data")
 	for run := range 2 { // the second replaces the first
-		read, err := projections.RebuildPartitions(ctx, streams, e, dataDir)
+		var read []uint64
+		var err error
+		if run == 0 && opts == (projections.RebuildOptions{BatchSize: 97}) {
+			// Rebuilt first with the defaults, as tally rebuild does: one
+			// batch at this size.
+			read, err = projections.RebuildPartitions(ctx, streams, e, dataDir)
+		} else {
+			read, err = projections.RebuildPartitionsWith(ctx, streams, e, dataDir, opts)
+		}
 		if err != nil {
 			t.Fatalf("run %d: %v", run+1, err)
 		}

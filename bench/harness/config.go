@@ -19,6 +19,16 @@ const (
 	PeerPostgresStrong = "postgres-strong"
 )
 
+// Rebuild variants the harness knows (projections.RebuildOptions).
+const (
+	// RebuildPipelined is the rebuild tally does: reading, folding and
+	// committing overlap, commits unsynced until one sync at the end.
+	RebuildPipelined = "pipelined"
+	// RebuildSerial is the rebuild before it was pipelined: one goroutine,
+	// every commit fsynced.
+	RebuildSerial = "serial"
+)
+
 // Config configures a run. The zero value, after defaults, drains the
 // national night (ceiling, fold, fold core) and measures nothing else; the
 // peer, the rebuild and the latency phase are asked for by their fields.
@@ -70,9 +80,12 @@ type Config struct {
 
 	// Rebuild measures projections.RebuildPartitions of the whole stream
 	// (or of every partition stream, in parallel), RebuildRuns times
-	// (default 1), and reopens the rebuilt stores to check them.
-	Rebuild     bool
-	RebuildRuns int
+	// (default 1) for each of RebuildVariants (default RebuildPipelined),
+	// the variants alternating, and reopens the rebuilt stores to check
+	// them.
+	Rebuild         bool
+	RebuildRuns     int
+	RebuildVariants []string
 	// Serve runs `tally serve` as a process of its own on the pre-loaded
 	// stream (the embedded NATS server then listens on a loopback port)
 	// and measures its catching up and its memory.
@@ -167,6 +180,14 @@ func (c *Config) validate() error {
 		}
 		if slices.Contains(c.Peers[:i], p) {
 			errs = append(errs, fmt.Errorf("harness: peer %q asked for twice", p))
+		}
+	}
+	for i, v := range c.RebuildVariants {
+		if v != RebuildPipelined && v != RebuildSerial {
+			errs = append(errs, fmt.Errorf("harness: unknown rebuild variant %q (want %q or %q)", v, RebuildPipelined, RebuildSerial))
+		}
+		if slices.Contains(c.RebuildVariants[:i], v) {
+			errs = append(errs, fmt.Errorf("harness: rebuild variant %q asked for twice", v))
 		}
 	}
 	if c.Partitions > 1 && (len(c.Peers) > 0 || c.Serve) {

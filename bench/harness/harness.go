@@ -317,50 +317,66 @@ func (r *runner) problem(format string, args ...any) {
 
 // rebuild measures projections.RebuildPartitions of the whole stream, or
 // of every partition stream in parallel, into new directories,
-// cfg.RebuildRuns times, then opens the rebuilt stores and checks their
-// checkpoints and outcomes against the streams and the workload.
+// cfg.RebuildRuns times for each of cfg.RebuildVariants, the variants
+// alternating run by run; it opens the stores of each variant's first run
+// and checks their checkpoints and outcomes against the streams and the
+// workload.
 func (r *runner) rebuild(ctx context.Context) error {
-	res := &Rebuild{Partitions: len(r.streams)}
+	variants := r.cfg.RebuildVariants
+	if len(variants) == 0 {
+		variants = []string{RebuildPipelined}
+	}
+	results := make([]*Rebuild, len(variants))
+	for v, name := range variants {
+		results[v] = &Rebuild{Variant: name, Partitions: len(r.streams)}
+	}
 	for i := range max(1, r.cfg.RebuildRuns) {
-		dataDir := filepath.Join(r.tmp, fmt.Sprintf("rebuild-%d", i+1))
-		start := time.Now()
-		read, err := projections.RebuildPartitions(ctx, r.streams, r.e, dataDir)
-		if err != nil {
-			return err
-		}
-		elapsed := time.Since(start)
-		var n uint64
-		for _, k := range read {
-			n += k
-		}
-		res.Runs = append(res.Runs, elapsed.Seconds())
-		dirs := make([]string, len(r.streams))
-		for p := range dirs {
-			dirs[p] = projections.PartitionDir(dataDir, p, len(dirs))
-		}
-		var mibs float64
-		for _, d := range dirs {
-			mibs += dirMiB(d)
-		}
-		r.logf("rebuild run %d: %d events from %d stream(s) in %.2fs: %.0f events/s, %.1f MiB of Pebble", i+1, n, len(r.streams),
-			elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs)
-		if i == 0 || elapsed.Seconds() < res.Seconds {
-			res.Events, res.Seconds, res.EventsPerS, res.PebbleMiB = n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs
-		}
-		if n != r.n {
-			r.problem("rebuild read %d events, the streams hold %d", n, r.n)
-		}
-		if i == 0 {
-			if res.Outcomes, err = r.checkRebuilt(ctx, dirs); err != nil {
+		for v, name := range variants {
+			res := results[v]
+			opts := projections.RebuildOptions{BatchSize: r.cfg.BatchSize, Serial: name == RebuildSerial}
+			dataDir := filepath.Join(r.tmp, fmt.Sprintf("rebuild-%s-%d", name, i+1))
+			start := time.Now()
+			read, err := projections.RebuildPartitionsWith(ctx, r.streams, r.e, dataDir, opts)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			elapsed := time.Since(start)
+			var n uint64
+			for _, k := range read {
+				n += k
+			}
+			res.Runs = append(res.Runs, elapsed.Seconds())
+			dirs := make([]string, len(r.streams))
+			for p := range dirs {
+				dirs[p] = projections.PartitionDir(dataDir, p, len(dirs))
+			}
+			var mibs float64
+			for _, d := range dirs {
+				mibs += dirMiB(d)
+			}
+			r.logf("rebuild %s run %d: %d events from %d stream(s) in %.2fs: %.0f events/s, %.1f MiB of Pebble", name, i+1, n, len(r.streams),
+				elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs)
+			if i == 0 || elapsed.Seconds() < res.Seconds {
+				res.Events, res.Seconds, res.EventsPerS, res.PebbleMiB = n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs
+			}
+			if n != r.n {
+				r.problem("rebuild %s read %d events, the streams hold %d", name, n, r.n)
+			}
+			if i == 0 {
+				if res.Outcomes, err = r.checkRebuilt(ctx, dirs); err != nil {
+					return err
+				}
+			}
+			if err := os.RemoveAll(dataDir); err != nil {
 				return err
 			}
 		}
-		if err := os.RemoveAll(dataDir); err != nil {
-			return err
-		}
 	}
-	res.Median = median(res.Runs)
-	r.res.Rebuild = res
+	for _, res := range results {
+		res.Median = median(res.Runs)
+		r.logf("rebuild %s, %d stream(s): fastest %.2fs, median %.2fs of %d runs", res.Variant, res.Partitions, res.Seconds, res.Median, len(res.Runs))
+	}
+	r.res.Rebuild, r.res.Rebuilds = results[0], results
 	return nil
 }
 

@@ -109,15 +109,16 @@ func TestRunTiny(t *testing.T) {
 // outcomes (checkRebuilt reports a problem otherwise).
 func TestRunTinyPartitions(t *testing.T) {
 	cfg := Config{
-		Scale:       0.02,
-		Provinces:   6,
-		MsgID:       true,
-		BatchSize:   500,
-		Partitions:  3,
-		Rebuild:     true,
-		RebuildRuns: 2,
-		SkipCore:    true,
-		TempDir:     t.TempDir(),
+		Scale:           0.02,
+		Provinces:       6,
+		MsgID:           true,
+		BatchSize:       500,
+		Partitions:      3,
+		Rebuild:         true,
+		RebuildRuns:     2,
+		RebuildVariants: []string{RebuildPipelined, RebuildSerial},
+		SkipCore:        true,
+		TempDir:         t.TempDir(),
 	}
 	var log bytes.Buffer
 	cfg.Log = &log
@@ -131,18 +132,23 @@ func TestRunTinyPartitions(t *testing.T) {
 	if len(res.Problems) > 0 {
 		t.Errorf("problems: %q", res.Problems)
 	}
-	rb := res.Rebuild
-	if rb == nil || rb.Partitions != 3 || len(rb.Runs) != 2 || rb.Events != res.Load.Stored || res.Load.Stored == 0 {
-		t.Fatalf("rebuild %+v, want 3 partitions, 2 runs, all %d events", rb, res.Load.Stored)
+	if len(res.Rebuilds) != 2 || res.Rebuild != res.Rebuilds[0] {
+		t.Fatalf("rebuilds %+v, want the two variants", res.Rebuilds)
 	}
-	if rb.Outcomes != res.ExpectedOutcomes || rb.Outcomes.Applied == 0 || rb.Outcomes.Rejected == 0 {
-		t.Errorf("rebuilt outcomes %+v, workload expects %+v", rb.Outcomes, res.ExpectedOutcomes)
+	for i, rb := range res.Rebuilds {
+		if rb.Variant != cfg.RebuildVariants[i] || rb.Partitions != 3 || len(rb.Runs) != 2 || rb.Events != res.Load.Stored || res.Load.Stored == 0 {
+			t.Fatalf("rebuild %+v, want %s, 3 partitions, 2 runs, all %d events", rb, cfg.RebuildVariants[i], res.Load.Stored)
+		}
+		if rb.Outcomes != res.ExpectedOutcomes || rb.Outcomes.Applied == 0 || rb.Outcomes.Rejected == 0 {
+			t.Errorf("%s: rebuilt outcomes %+v, workload expects %+v", rb.Variant, rb.Outcomes, res.ExpectedOutcomes)
+		}
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
 	for _, cfg := range []Config{{Runs: 1}, {PublishWindow: 1001}, {Peers: []string{"mysql"}}, {Peers: []string{PeerPostgres, PeerPostgres}}, {Loads: []int{0}},
-		{Partitions: 2, Serve: true}, {Partitions: 2, Peers: []string{PeerPostgresStrong}}} {
+		{Partitions: 2, Serve: true}, {Partitions: 2, Peers: []string{PeerPostgresStrong}},
+		{RebuildVariants: []string{"fast"}}, {RebuildVariants: []string{RebuildSerial, RebuildSerial}}} {
 		cfg.ensureDefaults()
 		if err := cfg.validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)

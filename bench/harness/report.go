@@ -86,8 +86,8 @@ func WriteTable(w io.Writer, res *Results) error {
 		p("tally/PostgreSQL (%s)\t%.2f×", pr.Design, pr.TallyOverPeer)
 		p("results compared with PostgreSQL (%s)\t%d, %d differ", pr.Design, pr.Compared, pr.Mismatches)
 	}
-	if rb := res.Rebuild; rb != nil {
-		p("rebuild, %d partition(s) in parallel\t%.2f s (fastest of %v s, median %.2f), %s events/s; outcomes %+v", max(1, rb.Partitions), rb.Seconds, rb.Runs, rb.Median, rate(rb.EventsPerS), rb.Outcomes)
+	for _, rb := range res.Rebuilds {
+		p("rebuild (%s), %d partition(s) in parallel\t%.2f s (fastest of %v s, median %.2f), %s events/s; outcomes %+v", rb.Variant, max(1, rb.Partitions), rb.Seconds, rb.Runs, rb.Median, rate(rb.EventsPerS), rb.Outcomes)
 	}
 	if sv := res.Serve; sv != nil {
 		p("tally serve (own process) catching up\t%.2f s from start, %s events/s; peak RSS %.0f MiB", sv.CaughtUpSeconds, rate(sv.EventsPerS), sv.PeakRSSMiB)

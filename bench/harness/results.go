@@ -36,15 +36,17 @@ type Results struct {
 
 	// Peer is the naive PostgreSQL peer (PeerPostgres), StrongPeer the
 	// strong one (PeerPostgresStrong).
-	Peer       *Peer      `json:"peer,omitempty"`
-	StrongPeer *Peer      `json:"peer_strong,omitempty"`
-	Rebuild    *Rebuild   `json:"rebuild,omitempty"`
-	Serve      *Serve     `json:"serve,omitempty"`
-	Latency    []Latency  `json:"latency,omitempty"`
-	Memory     Memory     `json:"memory"`
-	Problems   []string   `json:"problems,omitempty"`
-	Targets    []Target   `json:"targets"`
-	Phases     []PhaseRun `json:"phases"`
+	Peer       *Peer    `json:"peer,omitempty"`
+	StrongPeer *Peer    `json:"peer_strong,omitempty"`
+	Rebuild    *Rebuild `json:"rebuild,omitempty"`
+	// Rebuilds are every variant's rebuild, Rebuild the first's.
+	Rebuilds []*Rebuild `json:"rebuilds,omitempty"`
+	Serve    *Serve     `json:"serve,omitempty"`
+	Latency  []Latency  `json:"latency,omitempty"`
+	Memory   Memory     `json:"memory"`
+	Problems []string   `json:"problems,omitempty"`
+	Targets  []Target   `json:"targets"`
+	Phases   []PhaseRun `json:"phases"`
 }
 
 // Machine describes where the run happened.
@@ -163,8 +165,11 @@ type Peer struct {
 	Examples   []string `json:"mismatch_examples,omitempty"`
 }
 
-// Rebuild is projections.RebuildDir of the whole stream.
+// Rebuild is projections.RebuildPartitions of the whole stream (or of
+// every partition stream), in one variant.
 type Rebuild struct {
+	// Variant is RebuildPipelined or RebuildSerial.
+	Variant string `json:"variant"`
 	// Partitions is the number of streams rebuilt in parallel.
 	Partitions int `json:"partitions"`
 	// Events, Seconds, EventsPerS and PebbleMiB are the fastest run's.

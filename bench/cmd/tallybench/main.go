@@ -51,7 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	core := fs.Bool("core", true, "measure the fold core (the stream folded from memory, without NATS)")
 	floor := fs.Float64("min-fold-over-ceiling", 0, "fail (exit 1) if fold/ceiling (the median of the runs' ratios, each fold run over the ceiling run before it) is below this ratio or the run found a problem: the CI guard (0: no guard)")
 	fs.BoolVar(&cfg.Rebuild, "rebuild", true, "measure the rebuild of the whole stream (projections.RebuildPartitions: every partition stream in parallel)")
-	fs.IntVar(&cfg.RebuildRuns, "rebuild-runs", 1, "times the rebuild is measured (the fastest and the median are reported)")
+	fs.IntVar(&cfg.RebuildRuns, "rebuild-runs", 1, "times the rebuild is measured, per variant (the fastest and the median are reported)")
+	variants := fs.String("rebuild-variants", harness.RebuildPipelined, "rebuilds to measure, comma-separated, alternating run by run: "+harness.RebuildPipelined+" (tally's) or "+harness.RebuildSerial+" (the one before round 2: one goroutine, every commit fsynced)")
 	fs.BoolVar(&cfg.Serve, "serve", true, "run tally serve as a process of its own on the stream and measure its memory (builds ./cmd/tally)")
 	fs.StringVar(&cfg.TallyBinary, "tally", "", "tally binary for --serve (default: go build ./cmd/tally)")
 	loads := fs.String("loads", "1000,5000,20000", "offered loads of the latency phase, minutes/s, comma-separated (empty: skip)")
@@ -100,6 +101,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		default:
 			fmt.Fprintf(stderr, "tallybench: --peer: %q is not a peer: want none, %s or %s, comma-separated\n", s, harness.PeerPostgres, harness.PeerPostgresStrong)
 			return 2
+		}
+	}
+	for _, s := range strings.Split(*variants, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.RebuildVariants = append(cfg.RebuildVariants, s)
 		}
 	}
 	for _, s := range strings.Split(*loads, ",") {
