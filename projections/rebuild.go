@@ -21,6 +21,15 @@ func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election,
 	return RebuildDirWith(ctx, stream, e, dir, RebuildOptions{})
 }
 
+// RebuildGCPercent is the garbage collector's target percentage that tally
+// rebuild runs with (debug.SetGCPercent) unless GOGC is set: a rebuild
+// allocates fast (every message read) over the fold's large live state,
+// which at the default, 100, the collector scans so often that it takes
+// about a third of the rebuild's CPU (bench/README.md, "Rebuild, round
+// 2"). The price is memory: the heap may grow to (1 + 400/100) times the
+// live state, for the few seconds of the rebuild.
+const RebuildGCPercent = 400
+
 // RebuildOptions tunes RebuildDirWith and RebuildPartitionsWith. The zero
 // value is what RebuildDir and RebuildPartitions do; the other settings
 // are the rebuild as it was before it was pipelined, for comparisons

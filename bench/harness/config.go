@@ -22,10 +22,15 @@ const (
 // Rebuild variants the harness knows (projections.RebuildOptions).
 const (
 	// RebuildPipelined is the rebuild tally does: reading, folding and
-	// committing overlap, commits unsynced until one sync at the end.
+	// committing overlap, commits unsynced until one sync at the end, the
+	// garbage collector at projections.RebuildGCPercent (as tally
+	// rebuild sets it).
 	RebuildPipelined = "pipelined"
+	// RebuildPipelinedGC100 is RebuildPipelined with the garbage
+	// collector at its default, 100.
+	RebuildPipelinedGC100 = "pipelined-gc100"
 	// RebuildSerial is the rebuild before it was pipelined: one goroutine,
-	// every commit fsynced.
+	// every commit fsynced, the garbage collector at 100.
 	RebuildSerial = "serial"
 )
 
@@ -183,8 +188,8 @@ func (c *Config) validate() error {
 		}
 	}
 	for i, v := range c.RebuildVariants {
-		if v != RebuildPipelined && v != RebuildSerial {
-			errs = append(errs, fmt.Errorf("harness: unknown rebuild variant %q (want %q or %q)", v, RebuildPipelined, RebuildSerial))
+		if v != RebuildPipelined && v != RebuildPipelinedGC100 && v != RebuildSerial {
+			errs = append(errs, fmt.Errorf("harness: unknown rebuild variant %q (want %q, %q or %q)", v, RebuildPipelined, RebuildPipelinedGC100, RebuildSerial))
 		}
 		if slices.Contains(c.RebuildVariants[:i], v) {
 			errs = append(errs, fmt.Errorf("harness: rebuild variant %q asked for twice", v))

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -335,12 +338,22 @@ func (r *runner) rebuild(ctx context.Context) error {
 			res := results[v]
 			opts := projections.RebuildOptions{BatchSize: r.cfg.BatchSize, Serial: name == RebuildSerial}
 			dataDir := filepath.Join(r.tmp, fmt.Sprintf("rebuild-%s-%d", name, i+1))
+			// tally rebuild's garbage collector setting, or the default.
+			gcPercent := 100
+			if name == RebuildPipelined {
+				gcPercent = projections.RebuildGCPercent
+			}
+			runtime.GC() // the previous run's garbage is not this one's
+			prev := debug.SetGCPercent(gcPercent)
+			gcBefore := gcCycles()
 			start := time.Now()
 			read, err := projections.RebuildPartitionsWith(ctx, r.streams, r.e, dataDir, opts)
+			elapsed := time.Since(start)
+			cycles := gcCycles() - gcBefore
+			debug.SetGCPercent(prev)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			elapsed := time.Since(start)
 			var n uint64
 			for _, k := range read {
 				n += k
@@ -354,8 +367,10 @@ func (r *runner) rebuild(ctx context.Context) error {
 			for _, d := range dirs {
 				mibs += dirMiB(d)
 			}
-			r.logf("rebuild %s run %d: %d events from %d stream(s) in %.2fs: %.0f events/s, %.1f MiB of Pebble", name, i+1, n, len(r.streams),
-				elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs)
+			r.logf("rebuild %s run %d: %d events from %d stream(s) in %.2fs: %.0f events/s, %.1f MiB of Pebble, %d GC cycles at GOGC %d", name, i+1, n, len(r.streams),
+				elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs, cycles, gcPercent)
+			res.GCPercent = gcPercent
+			res.GCCycles = append(res.GCCycles, cycles)
 			if i == 0 || elapsed.Seconds() < res.Seconds {
 				res.Events, res.Seconds, res.EventsPerS, res.PebbleMiB = n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), mibs
 			}
@@ -378,6 +393,16 @@ func (r *runner) rebuild(ctx context.Context) error {
 	}
 	r.res.Rebuild, r.res.Rebuilds = results[0], results
 	return nil
+}
+
+// gcCycles returns the number of garbage collections so far.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // checkRebuilt opens the rebuilt stores (partition p's in dirs[p]): each

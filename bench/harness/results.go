@@ -180,6 +180,10 @@ type Rebuild struct {
 	// Runs are every run's seconds, Median their median.
 	Runs   []float64 `json:"runs_seconds"`
 	Median float64   `json:"median_seconds"`
+	// GCPercent is the garbage collector's setting during the runs, and
+	// GCCycles the collections of each run.
+	GCPercent int      `json:"gc_percent"`
+	GCCycles  []uint64 `json:"gc_cycles"`
 	// Outcomes are the rebuilt stores' counters, summed over partitions,
 	// read back by reopening them.
 	Outcomes Outcomes `json:"outcomes"`

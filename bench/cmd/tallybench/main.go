@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	floor := fs.Float64("min-fold-over-ceiling", 0, "fail (exit 1) if fold/ceiling (the median of the runs' ratios, each fold run over the ceiling run before it) is below this ratio or the run found a problem: the CI guard (0: no guard)")
 	fs.BoolVar(&cfg.Rebuild, "rebuild", true, "measure the rebuild of the whole stream (projections.RebuildPartitions: every partition stream in parallel)")
 	fs.IntVar(&cfg.RebuildRuns, "rebuild-runs", 1, "times the rebuild is measured, per variant (the fastest and the median are reported)")
-	variants := fs.String("rebuild-variants", harness.RebuildPipelined, "rebuilds to measure, comma-separated, alternating run by run: "+harness.RebuildPipelined+" (tally's) or "+harness.RebuildSerial+" (the one before round 2: one goroutine, every commit fsynced)")
+	variants := fs.String("rebuild-variants", harness.RebuildPipelined, "rebuilds to measure, comma-separated, alternating run by run: "+harness.RebuildPipelined+" (tally rebuild's, garbage collector included), "+harness.RebuildPipelinedGC100+" (the same at GOGC 100) or "+harness.RebuildSerial+" (the one before round 2: one goroutine, every commit fsynced, GOGC 100)")
 	fs.BoolVar(&cfg.Serve, "serve", true, "run tally serve as a process of its own on the stream and measure its memory (builds ./cmd/tally)")
 	fs.StringVar(&cfg.TallyBinary, "tally", "", "tally binary for --serve (default: go build ./cmd/tally)")
 	loads := fs.String("loads", "1000,5000,20000", "offered loads of the latency phase, minutes/s, comma-separated (empty: skip)")
