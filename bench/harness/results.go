@@ -39,7 +39,8 @@ type Results struct {
 	Peer       *Peer    `json:"peer,omitempty"`
 	StrongPeer *Peer    `json:"peer_strong,omitempty"`
 	Rebuild    *Rebuild `json:"rebuild,omitempty"`
-	// Rebuilds are every variant's rebuild, Rebuild the first's.
+	// Rebuilds are every variant's rebuild; Rebuild is RebuildPipelined's
+	// if measured, else the first.
 	Rebuilds []*Rebuild `json:"rebuilds,omitempty"`
 	Serve    *Serve     `json:"serve,omitempty"`
 	Latency  []Latency  `json:"latency,omitempty"`
@@ -184,6 +185,12 @@ type Rebuild struct {
 	// GCCycles the collections of each run.
 	GCPercent int      `json:"gc_percent"`
 	GCCycles  []uint64 `json:"gc_cycles"`
+	// CPUSeconds is each run's CPU time, user and system, of the whole
+	// process (the embedded NATS server's included), MedianCPUSeconds
+	// their median: less sensitive than the time to other work on the
+	// machine.
+	CPUSeconds       []float64 `json:"cpu_seconds"`
+	MedianCPUSeconds float64   `json:"median_cpu_seconds"`
 	// Outcomes are the rebuilt stores' counters, summed over partitions,
 	// read back by reopening them.
 	Outcomes Outcomes `json:"outcomes"`

@@ -11,6 +11,8 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 const mib = 1 << 20
@@ -121,4 +123,14 @@ func (p *profiler) stop() string {
 	p.file.Close()
 	p.file = nil
 	return name
+}
+
+// cpuSeconds returns the CPU time this process has used so far, user and
+// system, on every thread (the embedded NATS server's included).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
