@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -49,7 +50,11 @@ func RebuildDirWith(ctx context.Context, stream jetstream.Stream, e *tally.Elect
 	if err := os.RemoveAll(tmp); err != nil {
 		return 0, fmt.Errorf("clear %s: %w", tmp, err)
 	}
-	store, err := Open(tmp, e)
+	open := openFresh
+	if opts.Serial {
+		open = Open // as before
+	}
+	store, err := open(tmp, e)
 	if err != nil {
 		return 0, err
 	}
@@ -103,6 +108,44 @@ func Rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 	return rebuild(ctx, stream, store, batchSize, true)
 }
 
+// rebuildAPITimeout bounds a rebuild's JetStream API requests (stream
+// info, creating the ordered consumer) instead of the client's default of
+// 5 s, which a busy server may exceed while it is otherwise fine.
+const rebuildAPITimeout = time.Minute
+
+// apiCtx returns ctx with rebuildAPITimeout as its deadline if it has
+// none.
+func apiCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, rebuildAPITimeout)
+}
+
+// startRead returns stream's last sequence, whether there is anything to
+// fold above checkpoint, and an iterator over the whole stream.
+func startRead(ctx context.Context, stream jetstream.Stream, checkpoint uint64, batchSize int) (uint64, jetstream.MessagesContext, error) {
+	actx, cancel := apiCtx(ctx)
+	defer cancel()
+	info, err := stream.Info(actx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("stream info: %w", err)
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 || checkpoint >= last {
+		return last, nil, nil
+	}
+	cons, err := stream.OrderedConsumer(actx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return 0, nil, fmt.Errorf("ordered consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(batchSize))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read stream: %w", err)
+	}
+	return last, it, nil
+}
+
 // rebuildChunk is how many messages the reader hands the fold at a time.
 const rebuildChunk = 512
 
@@ -115,22 +158,10 @@ func rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 	if batchSize <= 0 {
 		batchSize = DefaultBatchSize
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream info: %w", err)
-	}
-	last := info.State.LastSeq
 	fold := store.Fold()
-	if info.State.Msgs == 0 || fold.Meta().Checkpoint >= last {
-		return 0, nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return 0, fmt.Errorf("ordered consumer: %w", err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(batchSize))
-	if err != nil {
-		return 0, fmt.Errorf("read stream: %w", err)
+	last, it, err := startRead(ctx, stream, fold.Meta().Checkpoint, batchSize)
+	if it == nil || err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -285,22 +316,10 @@ func rebuildSerial(ctx context.Context, stream jetstream.Stream, store *Store, b
 	if batchSize <= 0 {
 		batchSize = DefaultBatchSize
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream info: %w", err)
-	}
-	last := info.State.LastSeq
 	fold := store.Fold()
-	if info.State.Msgs == 0 || fold.Meta().Checkpoint >= last {
-		return 0, nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return 0, fmt.Errorf("ordered consumer: %w", err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(batchSize))
-	if err != nil {
-		return 0, fmt.Errorf("read stream: %w", err)
+	last, it, err := startRead(ctx, stream, fold.Meta().Checkpoint, batchSize)
+	if it == nil || err != nil {
+		return 0, err
 	}
 	defer it.Stop()
 	var n uint64

@@ -5,7 +5,38 @@ import (
 	"os"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tallyvn/tally/tally"
 )
+
+// rebuildWALBytesPerSync is how often, in WAL bytes, Pebble starts writing
+// a rebuild's unsynced commits to disk in the background
+// (pebble.Options.WALBytesPerSync): otherwise the page cache holds them
+// all, and the one sync at the end writes the whole WAL at once.
+const rebuildWALBytesPerSync = 1 << 20
+
+// openFresh is Open for a rebuild's fresh store, with Pebble syncing its
+// WAL in the background as it grows (rebuildWALBytesPerSync).
+func openFresh(dir string, e *tally.Election) (*Store, error) {
+	s := &Store{e: e}
+	opts := pebbleOptions()
+	opts.WALBytesPerSync = rebuildWALBytesPerSync
+	opts.EventListener = s.watch.listener()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open projections %s: %w", dir, corruptOpenErr(err))
+	}
+	s.db = db
+	if err := s.verify(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open projections %s: %w", dir, err)
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open projections %s: %w", dir, err)
+	}
+	return s, nil
+}
 
 // commitBatchUnsynced is CommitBatch without the fsync: the batch is
 // written to Pebble's WAL and memtable, in order, but may be lost by a

@@ -79,6 +79,11 @@ type Config struct {
 	// "1GB".
 	PostgresSharedBuffers string
 
+	// SkipDrains skips the ceiling and fold drains, and with them the
+	// fold core (as with several partitions): for a run that measures the
+	// rebuild alone. The peers and Serve need the drains.
+	SkipDrains bool
+
 	// SkipCore skips the fold core (the stream folded from memory without
 	// NATS), which the zero value measures.
 	SkipCore bool
@@ -194,6 +199,9 @@ func (c *Config) validate() error {
 		if slices.Contains(c.RebuildVariants[:i], v) {
 			errs = append(errs, fmt.Errorf("harness: rebuild variant %q asked for twice", v))
 		}
+	}
+	if c.SkipDrains && (len(c.Peers) > 0 || c.Serve) {
+		errs = append(errs, errors.New("harness: the peers and serve need the drains"))
 	}
 	if c.Partitions > 1 && (len(c.Peers) > 0 || c.Serve) {
 		errs = append(errs, fmt.Errorf("harness: partitions %d: the peers and serve read one stream; ask for them with 1 partition", c.Partitions))

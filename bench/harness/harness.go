@@ -137,9 +137,13 @@ func (r *runner) run(ctx context.Context) error {
 	r.logf("loaded %d events (%d deduplicated by Nats-Msg-Id) into %d stream(s), %.1f MiB, in %.1fs: %.0f events/s",
 		ld.Stored, ld.Deduped, len(r.streams), float64(ld.Bytes)/mib, ld.Seconds, ld.EventsPerS)
 
-	if r.stream == nil {
+	if r.stream == nil || cfg.SkipDrains {
 		// The drains, the peers, serve and the core read one stream.
-		r.logf("%d partition streams: no ceiling, fold or core drains (they read one stream); the rebuild rebuilds the partitions in parallel", len(r.streams))
+		if r.stream == nil {
+			r.logf("%d partition streams: no ceiling, fold or core drains (they read one stream); the rebuild rebuilds the partitions in parallel", len(r.streams))
+		} else {
+			r.logf("no ceiling, fold or core drains, as asked")
+		}
 		if cfg.Rebuild {
 			if err := r.phase("rebuild", true, func() error { return r.rebuild(ctx) }); err != nil {
 				return fmt.Errorf("rebuild: %w", err)

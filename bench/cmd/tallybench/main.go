@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Runs, "runs", 2, "runs of the ceiling and of the fold, alternating (at least 2)")
 	peer := fs.String("peer", "none", "PostgreSQL peers to compare with, comma-separated: postgres (naive: an upsert per aggregate row per event), postgres-strong (deltas summed per batch, one unnest statement per table), or none (installs the Debian package postgresql if needed)")
 	fs.StringVar(&cfg.PostgresSharedBuffers, "pg-shared-buffers", "1GB", "shared_buffers of the PostgreSQL peer")
+	drains := fs.Bool("drains", true, "drain the stream with the ceiling and the fold (false: skip them and the fold core, for a run measuring the rebuild; the peers and --serve need them)")
 	core := fs.Bool("core", true, "measure the fold core (the stream folded from memory, without NATS)")
 	floor := fs.Float64("min-fold-over-ceiling", 0, "fail (exit 1) if fold/ceiling (the median of the runs' ratios, each fold run over the ceiling run before it) is below this ratio or the run found a problem: the CI guard (0: no guard)")
 	fs.BoolVar(&cfg.Rebuild, "rebuild", true, "measure the rebuild of the whole stream (projections.RebuildPartitions: every partition stream in parallel)")
@@ -85,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.SkipCore = !*core
+	cfg.SkipDrains = !*drains
 	if *floor < 0 || *floor > 1 {
 		fmt.Fprintf(stderr, "tallybench: --min-fold-over-ceiling %g: want a ratio from 0 to 1\n", *floor)
 		return 2
