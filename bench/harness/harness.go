@@ -349,6 +349,7 @@ func (r *runner) rebuild(ctx context.Context) error {
 			}
 			runtime.GC() // the previous run's garbage is not this one's
 			prev := debug.SetGCPercent(gcPercent)
+			load := loadAverage()
 			gcBefore, cpuBefore := gcCycles(), cpuSeconds()
 			start := time.Now()
 			read, err := projections.RebuildPartitionsWith(ctx, r.streams, r.e, dataDir, opts)
@@ -371,8 +372,9 @@ func (r *runner) rebuild(ctx context.Context) error {
 			for _, d := range dirs {
 				mibs += dirMiB(d)
 			}
-			r.logf("rebuild %s run %d: %d events from %d stream(s) in %.2fs (%.2fs of CPU): %.0f events/s, %.1f MiB of Pebble, %d GC cycles at GOGC %d",
-				name, i+1, n, len(r.streams), elapsed.Seconds(), cpu, float64(n)/elapsed.Seconds(), mibs, cycles, gcPercent)
+			r.logf("rebuild %s run %d: %d events from %d stream(s) in %.2fs (%.2fs of CPU): %.0f events/s, %.1f MiB of Pebble, %d GC cycles at GOGC %d; load average %.2f at the start",
+				name, i+1, n, len(r.streams), elapsed.Seconds(), cpu, float64(n)/elapsed.Seconds(), mibs, cycles, gcPercent, load)
+			res.LoadAverages = append(res.LoadAverages, load)
 			res.GCPercent = gcPercent
 			res.GCCycles = append(res.GCCycles, cycles)
 			res.CPUSeconds = append(res.CPUSeconds, cpu)

@@ -191,6 +191,9 @@ type Rebuild struct {
 	// machine.
 	CPUSeconds       []float64 `json:"cpu_seconds"`
 	MedianCPUSeconds float64   `json:"median_cpu_seconds"`
+	// LoadAverages are the machine's 1-minute load average at each run's
+	// start.
+	LoadAverages []float64 `json:"load_averages"`
 	// Outcomes are the rebuilt stores' counters, summed over partitions,
 	// read back by reopening them.
 	Outcomes Outcomes `json:"outcomes"`
