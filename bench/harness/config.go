@@ -130,7 +130,8 @@ type Config struct {
 
 	// CPUProfile, if set, is a path prefix: each phase writes its CPU
 	// profile to CPUProfile-<phase>.pprof (the last run of each, for the
-	// ceiling and the fold).
+	// ceiling and the fold); the rebuild writes one per variant, of its
+	// first run, to CPUProfile-rebuild-<variant>.pprof.
 	CPUProfile string
 
 	// TempDir holds every directory the run makes (default os.TempDir());

@@ -145,7 +145,7 @@ func (r *runner) run(ctx context.Context) error {
 			r.logf("no ceiling, fold or core drains, as asked")
 		}
 		if cfg.Rebuild {
-			if err := r.phase("rebuild", true, func() error { return r.rebuild(ctx) }); err != nil {
+			if err := r.phase("rebuild", false, func() error { return r.rebuild(ctx) }); err != nil {
 				return fmt.Errorf("rebuild: %w", err)
 			}
 		}
@@ -176,7 +176,7 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	if cfg.Rebuild {
-		if err := r.phase("rebuild", true, func() error { return r.rebuild(ctx) }); err != nil {
+		if err := r.phase("rebuild", false, func() error { return r.rebuild(ctx) }); err != nil {
 			return fmt.Errorf("rebuild: %w", err)
 		}
 	}
@@ -350,11 +350,15 @@ func (r *runner) rebuild(ctx context.Context) error {
 			runtime.GC() // the previous run's garbage is not this one's
 			prev := debug.SetGCPercent(gcPercent)
 			load := loadAverage()
+			if i == 0 {
+				r.prof.start("rebuild-" + name) // each variant's first run
+			}
 			gcBefore, cpuBefore := gcCycles(), cpuSeconds()
 			start := time.Now()
 			read, err := projections.RebuildPartitionsWith(ctx, r.streams, r.e, dataDir, opts)
 			elapsed := time.Since(start)
 			cycles, cpu := gcCycles()-gcBefore, cpuSeconds()-cpuBefore
+			r.prof.stop()
 			debug.SetGCPercent(prev)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
