@@ -22,7 +22,15 @@
 //     deltas summed per row, one INSERT ... SELECT FROM unnest per table per
 //     batch; PeerPostgresStrong). Their results are then compared with
 //     tally's, every area and unit, and must be equal;
-//   - the rebuild: projections.RebuildDir of the whole stream.
+//   - the rebuild: projections.RebuildPartitionsWith of the whole stream,
+//     in the variants asked for (tally's pipelined rebuild, the serial one
+//     it replaced), alternating run by run; the rebuilt stores are reopened
+//     and their checkpoints and outcomes checked.
+//
+// With Partitions > 1 the night is loaded into that many streams by
+// province, as tally serve --partitions splits it; the phases reading one
+// stream (drains, peers, serve, core) do not run, and the rebuild rebuilds
+// the partitions in parallel.
 //
 // Then it starts a complete server (server.New) on a fresh stream and
 // measures the latency from a station's POST to the change arriving on an
