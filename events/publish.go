@@ -83,7 +83,7 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 		if !ok {
 			return Published{}, fmt.Errorf("publish minutes %d: %w %q", i, tally.ErrUnknownStation, m.Station)
 		}
-		buf = AppendBinary(buf[:0], m)
+		buf = AppendEvent(buf[:0], p.e, m)
 		payload := append([]byte(nil), buf...)
 		msgs[i] = &nats.Msg{
 			Subject: Subject(p.e, s, m.Contest),

@@ -41,7 +41,7 @@ var national = sync.OnceValues(func() (*nationalNight, error) {
 	var spans []span
 	err = workload.Night(e, workload.NightConfig{Seed: 2021}, func(sub *workload.Submission) error {
 		from := len(arena)
-		arena = events.AppendBinary(arena, &sub.Minutes)
+		arena = events.AppendEvent(arena, e, &sub.Minutes)
 		spans = append(spans, span{from, len(arena)})
 		n.msgs = append(n.msgs, projections.Msg{
 			Seq:     uint64(len(n.msgs) + 1),
