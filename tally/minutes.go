@@ -52,6 +52,17 @@ type Counts struct {
 	Invalid    int64 // (e) invalid ballots
 }
 
+// Add adds times × x to c, field by field: 1 to add minutes' counts to a
+// total, -1 to take them out.
+func (c *Counts) Add(x Counts, times int64) {
+	c.Registered += times * x.Registered
+	c.Voted += times * x.Voted
+	c.Issued += times * x.Issued
+	c.Received += times * x.Received
+	c.Valid += times * x.Valid
+	c.Invalid += times * x.Invalid
+}
+
 // Count field bits for Minutes.Present.
 const (
 	HasRegistered uint8 = 1 << iota
