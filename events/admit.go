@@ -48,8 +48,8 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 			a.Violations = append(a.Violations, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
 			return
 		}
-	} else {
-		d, err := DecodeJSONObject(data)
+	} else if !decodeFast(data, m, true) {
+		d, err := decodeObjectSlow(data)
 		if err != nil {
 			*m = tally.Minutes{Votes: m.Votes[:0]}
 			a.Violations = append(a.Violations, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})

@@ -57,6 +57,10 @@ func DecodeJSON(body []byte) ([]Decoded, error) {
 	}
 	out := make([]Decoded, len(raws))
 	for i, raw := range raws {
+		if decodeFast(raw, &out[i].Minutes, false) {
+			continue
+		}
+		out[i].Minutes = tally.Minutes{}
 		// I-JSON (RFC 7493): member names are unique. A parser reading
 		// the first of two and tally reading the last would see different
 		// minutes in the same bytes.
@@ -122,6 +126,16 @@ func flagged(problems []tally.Violation, field string) bool {
 // A member name repeated in one object is a problem of rule
 // RuleDuplicateName.
 func DecodeJSONObject(data []byte) (Decoded, error) {
+	var d Decoded
+	if decodeFast(data, &d.Minutes, false) {
+		return d, nil
+	}
+	return decodeObjectSlow(data)
+}
+
+// decodeObjectSlow is DecodeJSONObject without decodeFast: every problem
+// named.
+func decodeObjectSlow(data []byte) (Decoded, error) {
 	var d Decoded
 	err := decodeOne(data, 0, &d)
 	if err == nil {
