@@ -33,6 +33,12 @@ func DecodeJSON(body []byte) ([]Decoded, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
 	}
+	if body[0] == '{' { // one object, the usual way: no splitting
+		var d Decoded
+		if decodeFast(body, &d.Minutes, false) {
+			return []Decoded{d}, nil
+		}
+	}
 	var raws []json.RawMessage
 	if body[0] == '[' {
 		if err := json.Unmarshal(body, &raws); err != nil {
