@@ -37,6 +37,11 @@
 // hint is only taken when it names them; JSON published straight to NATS
 // and events of another file's version are looked up by id.
 //
+// JSON minutes are read in one pass without allocating when they are
+// written the usual way (jsonfast.go); anything unusual (an escape, a
+// null, a repeated or unknown member, a number that is not a plain
+// integer) goes to the full decoder, which names every problem.
+//
 // # Admission
 //
 // One function decides whether minutes count, as far as that needs no
