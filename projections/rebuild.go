@@ -25,10 +25,10 @@ func RebuildDir(ctx context.Context, stream jetstream.Stream, e *tally.Election,
 // RebuildGCPercent is the garbage collector's target percentage that tally
 // rebuild runs with (debug.SetGCPercent) unless GOGC is set: a rebuild
 // allocates fast (every message read) over the fold's large live state,
-// which at the default, 100, the collector scans so often that it takes
-// about a third of the rebuild's CPU (bench/README.md, "Rebuild, round
-// 2"). The price is memory: the heap may grow to (1 + 400/100) times the
-// live state, for the few seconds of the rebuild.
+// which at the default, 100, the collector scans 2 or 3 times a national
+// rebuild, a sixth of its CPU; at 400, once or not at all (bench/README.md,
+// "Rebuild, round 2"). The price is memory: the heap may grow to
+// (1 + 400/100) times the live state, for the seconds of the rebuild.
 const RebuildGCPercent = 400
 
 // RebuildOptions tunes RebuildDirWith and RebuildPartitionsWith. The zero
