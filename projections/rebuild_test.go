@@ -76,15 +76,21 @@ func testRebuildPartitions(t *testing.T, structure string, n int, opts projectio
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The night, binary, each minutes on its station's subject (and so in
-	// its province's partition); a few also as JSON, as a station's own
-	// NATS client publishes them.
+	// The night, each minutes on its station's subject (and so in its
+	// province's partition), in every encoding a fold meets: the binary
+	// event with its hint (the gateway's), without (an older gateway's),
+	// and JSON (a station's own NATS client).
 	var acks []jetstream.PubAckFuture
 	k := 0
 	err = workload.Night(e, workload.NightConfig{Seed: 11}, func(sub *workload.Submission) error {
-		data := events.AppendBinary(nil, &sub.Minutes)
-		if k++; k%10 == 0 {
+		var data []byte
+		switch k++; k % 5 {
+		case 0:
 			data = events.AppendJSON(nil, &sub.Minutes)
+		case 1:
+			data = events.AppendBinary(nil, &sub.Minutes)
+		default:
+			data = events.AppendEvent(nil, e, &sub.Minutes)
 		}
 		a, err := js.PublishMsgAsync(&nats.Msg{Subject: events.Subject(e, sub.Station, sub.Minutes.Contest), Data: data})
 		acks = append(acks, a)
