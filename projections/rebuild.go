@@ -2,12 +2,14 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/tally"
@@ -139,6 +141,9 @@ func startRead(ctx context.Context, stream jetstream.Stream, checkpoint uint64, 
 	if err != nil {
 		return 0, nil, fmt.Errorf("ordered consumer: %w", err)
 	}
+	if onOrderedConsumer != nil {
+		onOrderedConsumer(cons)
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(batchSize))
 	if err != nil {
 		return 0, nil, fmt.Errorf("read stream: %w", err)
@@ -164,12 +169,29 @@ func rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 		return 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	cur := &iterator{it: it}
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
-		it.Stop() // unblocks the reader's Next
+		cur.stop() // unblocks the reader's Next
 		wg.Wait()
 	}()
+	reopen := func(from uint64) (jetstream.MessagesContext, error) {
+		actx, cancel := apiCtx(ctx)
+		defer cancel()
+		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+		if from > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+		}
+		cons, err := stream.OrderedConsumer(actx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("ordered consumer from sequence %d: %w", from, err)
+		}
+		if onOrderedConsumer != nil {
+			onOrderedConsumer(cons)
+		}
+		return cons.Messages(jetstream.PullMaxMessages(batchSize))
+	}
 
 	// The reader: chunks of parsed messages, recycled through free.
 	chunks := make(chan []Msg, 8)
@@ -182,7 +204,7 @@ func rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 	go func() {
 		defer wg.Done()
 		defer close(chunks)
-		readErr <- readStream(ctx, it, last, chunks, free)
+		readErr <- readStream(ctx, cur, reopen, last, chunks, free)
 	}()
 
 	// The committer.
@@ -240,10 +262,62 @@ func handOff(fold *Fold, commits chan<- *Batch, commitErr <-chan error) error {
 	}
 }
 
-// readStream reads it up to stream sequence last into chunks of parsed
-// messages, taking empty chunks from free.
-func readStream(ctx context.Context, it jetstream.MessagesContext, last uint64, chunks chan<- []Msg, free <-chan []Msg) error {
-	var n uint64
+// rebuildStall is how long the reader waits for the next message before
+// it takes the ordered consumer as stalled and reads on with a new one,
+// from the message after the last it got. Seen once, on a loaded machine:
+// a partition's consumer delivered nothing for minutes, the client waiting
+// in Next and the server's consumer idle, while the stream held the rest.
+var rebuildStall = 20 * time.Second // a variable for tests
+
+// onOrderedConsumer, if set (by tests), is called with every ordered
+// consumer a rebuild creates.
+var onOrderedConsumer func(jetstream.Consumer)
+
+// rebuildStallsInARow is how many times in a row, without a message, the
+// reader restarts its consumer before it gives up.
+const rebuildStallsInARow = 3
+
+// iterator is the reader's current stream iterator, which the rebuild
+// stops to unblock the reader, and the reader replaces after a stall.
+type iterator struct {
+	mu      sync.Mutex
+	it      jetstream.MessagesContext
+	stopped bool
+}
+
+func (i *iterator) get() jetstream.MessagesContext {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.it
+}
+
+func (i *iterator) stop() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.stopped = true
+	i.it.Stop()
+}
+
+// replace stops the current iterator and makes next current. It returns
+// false, next stopped, if the rebuild stopped reading.
+func (i *iterator) replace(next jetstream.MessagesContext) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.it.Stop()
+	if i.stopped {
+		next.Stop()
+		return false
+	}
+	i.it = next
+	return true
+}
+
+// readStream reads the stream up to sequence last into chunks of parsed
+// messages, taking empty chunks from free. After rebuildStall without a
+// message it reads on from the next sequence with an iterator from reopen.
+func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (jetstream.MessagesContext, error), last uint64, chunks chan<- []Msg, free <-chan []Msg) error {
+	var n, next uint64 // next: the sequence after the last message read (0: from the start)
+	stalls := 0
 	for {
 		var c []Msg
 		select {
@@ -253,19 +327,37 @@ func readStream(ctx context.Context, it jetstream.MessagesContext, last uint64, 
 		}
 		c = c[:0]
 		for len(c) < cap(c) {
-			jm, err := it.Next()
+			jm, err := cur.get().Next(jetstream.NextMaxWait(rebuildStall))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return fmt.Errorf("read stream after %d messages: %w", n, err)
+				if !errors.Is(err, nats.ErrTimeout) {
+					return fmt.Errorf("read stream after %d messages: %w", n, err)
+				}
+				if stalls++; stalls > rebuildStallsInARow {
+					return fmt.Errorf("read stream after %d messages: no message for %s, %d times in a row, each time with a new consumer: %w",
+						n, rebuildStall, stalls, err)
+				}
+				it, err := reopen(next)
+				if err != nil {
+					return fmt.Errorf("read stream after %d messages, stalled: %w", n, err)
+				}
+				if !cur.replace(it) {
+					return ctx.Err()
+				}
+				continue
 			}
 			ack, ok := parseAck(jm.Reply())
 			if !ok {
 				return fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
 			}
+			if ack.streamSeq < next {
+				continue // already read (a restarted consumer never sends one)
+			}
 			c = append(c, Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored})
 			n++
+			next, stalls = ack.streamSeq+1, 0
 			if ack.streamSeq >= last {
 				break
 			}

@@ -231,3 +231,63 @@ func TestRebuildDirFailureKeepsDir(t *testing.T) {
 		t.Errorf("projections changed by a failed rebuild")
 	}
 }
+
+// TestRebuildSurvivesStalledConsumer pauses the rebuild's ordered consumer
+// on the server as soon as it is created, so that it delivers nothing: the
+// reader must give up on it after the stall time, read on with a new
+// consumer, and rebuild the same store as a fold of the stream.
+func TestRebuildSurvivesStalledConsumer(t *testing.T) {
+	f, err := workload.National(workload.NationalConfig{Seed: 5, Scale: 0.01, Provinces: 3, TwoTier: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := f.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, st := startStream(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var acks []jetstream.PubAckFuture
+	err = workload.Night(e, workload.NightConfig{Seed: 5}, func(sub *workload.Submission) error {
+		a, err := js.PublishMsgAsync(&nats.Msg{Subject: events.Subject(e, sub.Station, sub.Minutes.Contest), Data: events.AppendEvent(nil, e, &sub.Minutes)})
+		acks = append(acks, a)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acks {
+		select {
+		case <-a.Ok():
+		case err := <-a.Err():
+			t.Fatal(err)
+		}
+	}
+	var consumers []string
+	projections.SetRebuildStall(t, time.Second, func(c jetstream.Consumer) {
+		name := c.CachedInfo().Name
+		consumers = append(consumers, name)
+		if len(consumers) == 1 {
+			if _, err := st.PauseConsumer(ctx, name, time.Now().Add(time.Hour)); err != nil {
+				t.Errorf("pause consumer %s: %v", name, err)
+			}
+		}
+	})
+	dir := filepath.Join(t.TempDir(), "projections")
+	n, err := projections.RebuildDir(ctx, st, e, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != uint64(len(acks)) || len(consumers) < 2 {
+		t.Fatalf("rebuild read %d of %d messages with consumers %q: want all, and a second consumer after the first stalled", n, len(acks), consumers)
+	}
+	ref := foldStream(t, ctx, st, e, filepath.Join(t.TempDir(), "ref"), uint64(len(acks)))
+	defer ref.Close()
+	rebuilt, err := projections.Open(dir, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rebuilt.Close()
+	assertSameStore(t, ref, rebuilt)
+}
