@@ -2,14 +2,13 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/tally"
@@ -283,12 +282,32 @@ type iterator struct {
 	mu      sync.Mutex
 	it      jetstream.MessagesContext
 	stopped bool
+	stalled bool
 }
 
 func (i *iterator) get() jetstream.MessagesContext {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.it
+}
+
+// stall stops the current iterator, so that Next returns, marking it as
+// stalled: the reader then reads on with a new one.
+func (i *iterator) stall() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.stalled = true
+	i.it.Stop()
+}
+
+// takeStall reports whether the current iterator was stopped by stall,
+// and clears the mark.
+func (i *iterator) takeStall() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	st := i.stalled
+	i.stalled = false
+	return st
 }
 
 func (i *iterator) stop() {
@@ -313,31 +332,56 @@ func (i *iterator) replace(next jetstream.MessagesContext) bool {
 }
 
 // readStream reads the stream up to sequence last into chunks of parsed
-// messages, taking empty chunks from free. After rebuildStall without a
-// message it reads on from the next sequence with an iterator from reopen.
+// messages, taking empty chunks from free. After rebuildStall waiting for
+// a message it reads on from the next sequence with an iterator from
+// reopen.
 func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (jetstream.MessagesContext, error), last uint64, chunks chan<- []Msg, free <-chan []Msg) error {
 	var n, next uint64 // next: the sequence after the last message read (0: from the start)
 	stalls := 0
+	// A watchdog stops the iterator when no message came for rebuildStall
+	// while the reader was waiting for one (not for the fold): a timeout
+	// on every Next would cost a timer a message.
+	var lastMsg atomic.Int64 // unix nanoseconds; 0 while the reader waits for the fold
+	lastMsg.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(rebuildStall / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if t := lastMsg.Load(); t != 0 && time.Since(time.Unix(0, t)) > rebuildStall {
+					lastMsg.Store(time.Now().UnixNano())
+					cur.stall()
+				}
+			}
+		}
+	}()
 	for {
 		var c []Msg
+		lastMsg.Store(0)
 		select {
 		case c = <-free:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		lastMsg.Store(time.Now().UnixNano())
 		c = c[:0]
 		for len(c) < cap(c) {
-			jm, err := cur.get().Next(jetstream.NextMaxWait(rebuildStall))
+			jm, err := cur.get().Next()
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				if !errors.Is(err, nats.ErrTimeout) {
+				if !cur.takeStall() {
 					return fmt.Errorf("read stream after %d messages: %w", n, err)
 				}
 				if stalls++; stalls > rebuildStallsInARow {
-					return fmt.Errorf("read stream after %d messages: no message for %s, %d times in a row, each time with a new consumer: %w",
-						n, rebuildStall, stalls, err)
+					return fmt.Errorf("read stream after %d messages: no message for %s, %d times in a row, each time with a new consumer",
+						n, rebuildStall, stalls)
 				}
 				it, err := reopen(next)
 				if err != nil {
@@ -358,15 +402,20 @@ func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (je
 			c = append(c, Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored})
 			n++
 			next, stalls = ack.streamSeq+1, 0
+			if n%256 == 0 {
+				lastMsg.Store(time.Now().UnixNano())
+			}
 			if ack.streamSeq >= last {
 				break
 			}
 		}
+		lastMsg.Store(0) // waiting for the fold is no stall
 		select {
 		case chunks <- c:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		lastMsg.Store(time.Now().UnixNano())
 		if c[len(c)-1].Seq >= last {
 			return nil
 		}
