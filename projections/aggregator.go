@@ -257,13 +257,21 @@ func (a *Aggregator) run(ctx context.Context) error {
 // then written a quarter as often.
 const catchUpBatches = 4
 
+// batchWait bounds how long a batch waits for the next message the stream
+// holds for the consumer before it is committed without it.
+const batchWait = 20 * time.Millisecond
+
 // foldLoop applies batches and hands them to the committer until ctx is
 // done or something fails. A batch applies messages as they come and ends
-// when none is waiting, or at its bound: BatchSize messages, or
-// catchUpBatches times that while the stream holds more than BatchSize
-// messages not yet delivered.
+// at its bound (BatchSize messages, or catchUpBatches times that while the
+// stream holds more than BatchSize messages not yet delivered), or when
+// no message is waiting and the stream holds none for the consumer, or
+// after batchWait without one.
 func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan jetstream.Msg, closed <-chan struct{}, commits chan<- inflight, free chan *BatchInfo, commitErr <-chan error) error {
 	fold := a.store.Fold()
+	wait := time.NewTimer(batchWait)
+	wait.Stop()
+	defer wait.Stop()
 	for {
 		var m jetstream.Msg
 		select {
@@ -316,12 +324,28 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 				limit = catchUpBatches * a.cfg.BatchSize
 			}
 			m = nil
-			if n < limit {
-				select {
-				case m = <-msgs:
-				default:
-				}
+			if n >= limit {
+				break
 			}
+			select {
+			case m = <-msgs:
+				continue
+			default:
+			}
+			if ack.pending == 0 {
+				break // caught up: commit what came
+			}
+			// The stream holds more for the consumer: wait for it rather
+			// than commit a batch as small as the channel's momentary
+			// content, a bounded time.
+			wait.Reset(batchWait)
+			select {
+			case m = <-msgs:
+			case <-wait.C:
+			case <-closed:
+			case <-ctx.Done():
+			}
+			wait.Stop()
 		}
 		done, err := fold.EndBatch()
 		if err != nil {
