@@ -362,12 +362,7 @@ func (f *Fold) Results() *Results {
 				if m.Status == tally.Final {
 					t.Final++
 				}
-				t.Counts.Registered += m.Counts.Registered
-				t.Counts.Voted += m.Counts.Voted
-				t.Counts.Issued += m.Counts.Issued
-				t.Counts.Received += m.Counts.Received
-				t.Counts.Valid += m.Counts.Valid
-				t.Counts.Invalid += m.Counts.Invalid
+				t.Counts.Add(m.Counts, 1)
 				for _, v := range m.Votes {
 					t.Votes[v.Candidate] += v.Count
 				}

@@ -220,3 +220,48 @@ func TestPartitionRolesOnTheirStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherHints: the gateway's publisher stores the hinted binary
+// event (format 2, the hint naming the minutes' own contest and station),
+// and with NoHints the format every tally reads (format 1); both fold to
+// the same minutes.
+func TestPublisherHints(t *testing.T) {
+	e := provincesElection(t, 2)
+	js := jsOf(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	streams, err := broker.EnsurePartitionStreams(ctx, js, e, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tally.Minutes{Election: e.ID, Contest: "QH", Station: e.Stations[1].ID, Version: 1, Status: tally.Withdrawn}
+	hinted := events.NewPublisher(js, e)
+	plain := events.NewPublisher(js, e)
+	plain.NoHints()
+	for i, tc := range []struct {
+		pub    *events.Publisher
+		format byte
+	}{{hinted, 2}, {plain, 1}} {
+		m.Version = int64(i + 1)
+		pubd, err := tc.pub.Publish(ctx, []tally.Minutes{m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := streams[0].GetMsg(ctx, pubd.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw.Data) < 2 || raw.Data[0] != events.BinaryMagic || raw.Data[1] != tc.format {
+			t.Fatalf("publisher %d stored % x, want format %d", i, raw.Data[:min(len(raw.Data), 2)], tc.format)
+		}
+		var a events.Admission
+		events.Admit(e, raw.Subject, raw.Data, &a)
+		wantHint := tally.Hint{}
+		if tc.format == 2 {
+			wantHint, _ = e.Hint("QH", m.Station)
+		}
+		if len(a.Violations) > 0 || a.Hint != wantHint || a.Resolved.Station != 1 || a.Resolved.Version != m.Version {
+			t.Fatalf("format %d: violations %v, hint %+v (want %+v), resolved %+v", tc.format, a.Violations, a.Hint, wantHint, a.Resolved)
+		}
+	}
+}

@@ -33,6 +33,12 @@ func DecodeJSON(body []byte) ([]Decoded, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
 	}
+	if body[0] == '{' { // one object, the usual way: no splitting
+		var d Decoded
+		if decodeFast(body, &d.Minutes, false) {
+			return []Decoded{d}, nil
+		}
+	}
 	var raws []json.RawMessage
 	if body[0] == '[' {
 		if err := json.Unmarshal(body, &raws); err != nil {
@@ -57,6 +63,10 @@ func DecodeJSON(body []byte) ([]Decoded, error) {
 	}
 	out := make([]Decoded, len(raws))
 	for i, raw := range raws {
+		if decodeFast(raw, &out[i].Minutes, false) {
+			continue
+		}
+		out[i].Minutes = tally.Minutes{}
 		// I-JSON (RFC 7493): member names are unique. A parser reading
 		// the first of two and tally reading the last would see different
 		// minutes in the same bytes.
@@ -84,13 +94,18 @@ const MaxVersion = maxSafeInteger
 // already flagged: a count that could not be read is reported once, as
 // unreadable, and not again as missing or as breaking the rules it is in.
 func Check(e *tally.Election, m *tally.Minutes, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) []tally.Violation {
+	return check(e, m, tally.Hint{}, problems, index, r, dst)
+}
+
+// check is Check for minutes that came with hint h.
+func check(e *tally.Election, m *tally.Minutes, h tally.Hint, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) []tally.Violation {
 	dst = append(dst, problems...)
 	if m.Version > MaxVersion {
 		dst = append(dst, tally.Violation{Index: index, Field: "version", Rule: tally.RuleVersion,
 			Message: fmt.Sprintf("version %d is above %d (2^53 − 1), the highest version the contract allows", m.Version, int64(MaxVersion))})
 	}
 	n := len(dst)
-	dst = e.Check(m, index, r, dst)
+	dst = e.CheckHinted(m, h, index, r, dst)
 	if len(problems) == 0 {
 		return dst
 	}
@@ -117,6 +132,16 @@ func flagged(problems []tally.Violation, field string) bool {
 // A member name repeated in one object is a problem of rule
 // RuleDuplicateName.
 func DecodeJSONObject(data []byte) (Decoded, error) {
+	var d Decoded
+	if decodeFast(data, &d.Minutes, false) {
+		return d, nil
+	}
+	return decodeObjectSlow(data)
+}
+
+// decodeObjectSlow is DecodeJSONObject without decodeFast: every problem
+// named.
+func decodeObjectSlow(data []byte) (Decoded, error) {
 	var d Decoded
 	err := decodeOne(data, 0, &d)
 	if err == nil {

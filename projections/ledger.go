@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -44,9 +45,9 @@ type change struct {
 type current struct {
 	contribution // votes: a window of the contest's arena
 	version      int64
-	hash         uint64 // xxhash of payload
 	// payload is the current minutes in the station record's form
-	// (appendMinutes; nil before any), kept to rewrite the record.
+	// (appendMinutes; nil before any), kept to rewrite the record and to
+	// tell a duplicate from a conflict (same content, same bytes).
 	payload []byte
 	// hist is the station's history for the contest, kept inline in its
 	// record up to maxInlineHistory entries; later entries get keys of
@@ -120,13 +121,12 @@ func (l *ledger) record(seq uint64, adm *events.Admission, st *staging) (Outcome
 	r, m := &adm.Resolved, &adm.Minutes
 	cur := &l.stations[r.Contest][r.Voter]
 	l.enc, l.idx = appendMinutes(l.enc[:0], l.e, r.Contest, r.Unit, m, l.idx) // same content, same bytes
-	hash := xxhashSum(l.enc)
 	if cur.status != 0 {
 		switch {
 		case r.Version < cur.version:
 			l.history(r.Contest, r.Voter, seq, adm, Stale, st)
 			return Stale, nil
-		case r.Version == cur.version && hash == cur.hash:
+		case r.Version == cur.version && bytes.Equal(l.enc, cur.payload):
 			l.history(r.Contest, r.Voter, seq, adm, Duplicate, st)
 			return Duplicate, nil
 		case r.Version == cur.version:
@@ -139,7 +139,7 @@ func (l *ledger) record(seq uint64, adm *events.Admission, st *staging) (Outcome
 	// The change: the previous contribution out, the new one in.
 	l.prev = append(l.prev[:0], cur.votes...)
 	l.old = contribution{status: cur.status, counts: cur.counts, votes: l.prev}
-	cur.version, cur.status, cur.hash, cur.counts = r.Version, r.Status, hash, r.Counts
+	cur.version, cur.status, cur.counts = r.Version, r.Status, r.Counts
 	copy(cur.votes, r.Votes)
 	if cap(cur.payload) < len(l.enc) {
 		cur.payload = l.slab.bytes(len(l.enc))

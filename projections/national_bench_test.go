@@ -3,6 +3,7 @@ package projections_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -41,7 +42,7 @@ var national = sync.OnceValues(func() (*nationalNight, error) {
 	var spans []span
 	err = workload.Night(e, workload.NightConfig{Seed: 2021}, func(sub *workload.Submission) error {
 		from := len(arena)
-		arena = events.AppendBinary(arena, &sub.Minutes)
+		arena = events.AppendEvent(arena, e, &sub.Minutes)
 		spans = append(spans, span{from, len(arena)})
 		n.msgs = append(n.msgs, projections.Msg{
 			Seq:     uint64(len(n.msgs) + 1),
@@ -56,10 +57,32 @@ var national = sync.OnceValues(func() (*nationalNight, error) {
 	return n, err
 })
 
+// nationalJSON is the national night as stations publishing straight to
+// NATS send it: each minutes in its JSON form (CONTRACT §3), no hint.
+var nationalJSON = sync.OnceValues(func() (*nationalNight, error) {
+	n, err := national()
+	if err != nil {
+		return nil, err
+	}
+	js := &nationalNight{e: n.e, msgs: slices.Clone(n.msgs)}
+	var m tally.Minutes
+	for i := range js.msgs {
+		if err := events.DecodeBinary(n.msgs[i].Data, &m); err != nil {
+			return nil, err
+		}
+		js.msgs[i].Data = events.AppendJSON(nil, &m)
+	}
+	return js, nil
+})
+
 // runNationalBench folds the whole national night into a fresh store per
 // iteration, committing every benchChunk events when commit is set.
 func runNationalBench(b *testing.B, commit bool) {
-	n, err := national()
+	runNational(b, national, commit)
+}
+
+func runNational(b *testing.B, night func() (*nationalNight, error), commit bool) {
+	n, err := night()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,6 +149,11 @@ func runNationalBench(b *testing.B, commit bool) {
 // seal, history, deltas, staging into the Pebble batch); the commits run
 // with the timer stopped: the fold core.
 func BenchmarkNationalApply(b *testing.B) { runNationalBench(b, false) }
+
+// BenchmarkNationalApplyJSON is BenchmarkNationalApply on the JSON form
+// of the same minutes (what a station publishing straight to NATS sends):
+// the JSON path, against the gateway's hinted binary.
+func BenchmarkNationalApplyJSON(b *testing.B) { runNational(b, nationalJSON, false) }
 
 // BenchmarkNationalCommit adds the fsynced Pebble commit every 2,000 events
 // (TALLY_BENCH_BATCH).

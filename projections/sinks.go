@@ -241,12 +241,7 @@ func (a *aggregate) add(x *contribution, off int, sign int64) {
 	if x.status == tally.Final {
 		a.final += sign
 	}
-	a.counts.Registered += sign * x.counts.Registered
-	a.counts.Voted += sign * x.counts.Voted
-	a.counts.Issued += sign * x.counts.Issued
-	a.counts.Received += sign * x.counts.Received
-	a.counts.Valid += sign * x.counts.Valid
-	a.counts.Invalid += sign * x.counts.Invalid
+	a.counts.Add(x.counts, sign)
 	if off < 0 {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/tallyvn/tally/tally"
@@ -154,5 +153,3 @@ func (r *ranks) ref(x Ref) uint64 {
 	}
 	return r.contest[x.Contest]<<32 | r.area[x.Index]
 }
-
-func xxhashSum(b []byte) uint64 { return xxhash.Sum64(b) }

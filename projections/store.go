@@ -181,7 +181,6 @@ func (s *Store) load() error {
 		}
 		cur.version, cur.status, cur.counts = r.Version, r.Status, r.Counts
 		cur.payload = bytes.Clone(payload)
-		cur.hash = xxhashSum(payload)
 		copy(cur.votes, r.Votes)
 		// The station's change from nothing to its current minutes.
 		ch := change{contest: c, voter: v, old: &contribution{}, new: &cur.contribution}

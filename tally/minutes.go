@@ -52,6 +52,17 @@ type Counts struct {
 	Invalid    int64 // (e) invalid ballots
 }
 
+// Add adds times × x to c, field by field: 1 to add minutes' counts to a
+// total, -1 to take them out.
+func (c *Counts) Add(x Counts, times int64) {
+	c.Registered += times * x.Registered
+	c.Voted += times * x.Voted
+	c.Issued += times * x.Issued
+	c.Received += times * x.Received
+	c.Valid += times * x.Valid
+	c.Invalid += times * x.Invalid
+}
+
 // Count field bits for Minutes.Present.
 const (
 	HasRegistered uint8 = 1 << iota
@@ -173,6 +184,14 @@ type Resolved struct {
 // means m is valid. r.Votes is reused, so a caller checking many minutes in a
 // loop allocates nothing for valid ones.
 func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []Violation {
+	return e.CheckHinted(m, Hint{}, index, r, dst)
+}
+
+// CheckHinted is Check for minutes that came with a hint of where their
+// contest and station are in the file (Locate): the same rules, the same
+// answer, whatever the hint says; a hint from this file only spares the
+// lookups.
+func (e *Election) CheckHinted(m *Minutes, h Hint, index int, r *Resolved, dst []Violation) []Violation {
 	n0 := len(dst)
 	bad := func(field, rule, format string, args ...any) {
 		dst = append(dst, Violation{Index: index, Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
@@ -185,7 +204,7 @@ func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []
 			bad("election", RuleUnknown, "election %q is not %q", m.Election, e.ID)
 		}
 	}
-	c, okC := e.contestIdx[m.Contest]
+	c, s, voter, okC, okS := e.Locate(h, m.Contest, m.Station)
 	if !okC {
 		if m.Contest == "" {
 			bad("contest", RuleRequired, "contest is missing")
@@ -193,7 +212,6 @@ func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []
 			bad("contest", RuleUnknown, "contest %q does not exist", m.Contest)
 		}
 	}
-	s, okS := e.stationIdx[m.Station]
 	if !okS {
 		if m.Station == "" {
 			bad("station", RuleRequired, "station is missing")
@@ -201,10 +219,10 @@ func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []
 			bad("station", RuleUnknown, "station %q does not exist", m.Station)
 		}
 	}
-	u, voter := -1, -1
+	u := -1
 	if okC && okS {
-		if v, ok := e.Voter(c, s); ok {
-			u, voter = int(e.Contests[c].voterUnit[v]), v
+		if voter >= 0 {
+			u = int(e.Contests[c].voterUnit[voter])
 		}
 		if u < 0 {
 			bad("station", RuleNotVoting, "station %q does not vote in contest %q", m.Station, m.Contest)

@@ -462,10 +462,8 @@ func minutesDelta(old *tally.Minutes, exists bool, m *tally.Minutes, votes []vot
 	}
 	d.reporting = b2i(newIn) - b2i(oldIn)
 	d.final = b2i(newIn && m.Status == tally.Final) - b2i(oldIn && old.Status == tally.Final)
-	d.counts = tally.Counts{
-		Registered: nc.Registered - oc.Registered, Voted: nc.Voted - oc.Voted, Issued: nc.Issued - oc.Issued,
-		Received: nc.Received - oc.Received, Valid: nc.Valid - oc.Valid, Invalid: nc.Invalid - oc.Invalid,
-	}
+	d.counts = nc
+	d.counts.Add(oc, -1)
 	// Votes are sorted by candidate in both (the canonical form): merge.
 	var ov, nv []tally.Vote
 	if oldIn {

@@ -363,12 +363,7 @@ func (p *strongPeer) addDelta(exists bool) {
 		}
 		s.reporting += d.reporting
 		s.final += d.final
-		s.counts.Registered += d.counts.Registered
-		s.counts.Voted += d.counts.Voted
-		s.counts.Issued += d.counts.Issued
-		s.counts.Received += d.counts.Received
-		s.counts.Valid += d.counts.Valid
-		s.counts.Invalid += d.counts.Invalid
+		s.counts.Add(d.counts, 1)
 		for _, v := range votes {
 			if v.delta != 0 && withVotes {
 				p.votes[voteKey{k, v.cand}] += v.delta

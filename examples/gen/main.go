@@ -845,13 +845,7 @@ func verify(electionJSON, minutesNDJSON []byte) (*summary, error) {
 					continue
 				}
 				final++
-				cn := st.r.Counts
-				counts.Registered += cn.Registered
-				counts.Voted += cn.Voted
-				counts.Issued += cn.Issued
-				counts.Received += cn.Received
-				counts.Valid += cn.Valid
-				counts.Invalid += cn.Invalid
+				counts.Add(st.r.Counts, 1)
 				for k, v := range st.r.Votes {
 					votes[k] += v
 				}
