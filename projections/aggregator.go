@@ -42,11 +42,13 @@ const DefaultBatchSize = 10_000
 type AggregatorConfig struct {
 	// Durable is the durable consumer name. Default "tally-fold".
 	Durable string
-	// BatchSize is the most messages folded in one Pebble commit. Default
-	// DefaultBatchSize. It is a bound: a batch holds what the consumer has delivered,
-	// so it is that large only when the fold is behind (catching up,
-	// rebuilding), where larger batches rewrite the busy district and
-	// province aggregates less often.
+	// BatchSize is the most messages folded in one Pebble commit while the
+	// fold keeps up: default DefaultBatchSize. It is a bound: a batch holds
+	// what the consumer has delivered, so it is that large only when the
+	// fold is behind (catching up, rebuilding), where larger batches
+	// rewrite the busy district and province aggregates less often. While
+	// the stream holds more than BatchSize messages the consumer has not
+	// delivered yet, a batch may hold four times as many.
 	BatchSize int
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -153,6 +155,8 @@ func (a *Aggregator) run(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       time.Minute,
+		// Above what can be in flight: two batches of catchUpBatches ×
+		// BatchSize (one committing, one applying), the channel and a pull.
 		MaxAckPending: 16 * a.cfg.BatchSize,
 	}
 	if checkpoint > 0 {
@@ -247,16 +251,31 @@ func (a *Aggregator) run(ctx context.Context) error {
 	return err
 }
 
+// catchUpBatches is how many times BatchSize messages a batch may hold
+// while the fold is behind by more than BatchSize: the hot district and
+// province aggregates, restaged by every batch whatever its size, are
+// then written a quarter as often.
+const catchUpBatches = 4
+
+// batchWait bounds how long a batch waits for the next message the stream
+// holds for the consumer before it is committed without it.
+const batchWait = 20 * time.Millisecond
+
 // foldLoop applies batches and hands them to the committer until ctx is
-// done or something fails.
+// done or something fails. A batch applies messages as they come and ends
+// at its bound (BatchSize messages, or catchUpBatches times that while the
+// stream holds more than BatchSize messages not yet delivered), or when
+// no message is waiting and the stream holds none for the consumer, or
+// after batchWait without one.
 func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan jetstream.Msg, closed <-chan struct{}, commits chan<- inflight, free chan *BatchInfo, commitErr <-chan error) error {
 	fold := a.store.Fold()
-	batch := make([]jetstream.Msg, 0, a.cfg.BatchSize)
+	wait := time.NewTimer(batchWait)
+	wait.Stop()
+	defer wait.Stop()
 	for {
-		batch = batch[:0]
+		var m jetstream.Msg
 		select {
-		case m := <-msgs:
-			batch = append(batch, m)
+		case m = <-msgs:
 		case err := <-commitErr:
 			return err
 		case <-closed:
@@ -269,15 +288,6 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 		case <-ctx.Done():
 			return nil
 		}
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case m := <-msgs:
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
 		var info *BatchInfo
 		select {
 		case info = <-free:
@@ -286,19 +296,22 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 		}
 		info.Outcomes = [Rejected + 1]int{}
 		info.Times = info.Times[:0]
-		var msg Msg
-		var gap error
-		for i, jm := range batch {
-			ack, ok := parseAck(jm.Reply())
+		var (
+			msg   Msg
+			gap   error
+			last  jetstream.Msg // the last message of the batch, acknowledged with it
+			n     int
+			limit = a.cfg.BatchSize
+		)
+		for m != nil {
+			ack, ok := parseAck(m.Reply())
 			if !ok {
-				return fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
+				return fmt.Errorf("message on %q has no JetStream ack subject (%q)", m.Subject(), m.Reply())
 			}
 			if gap = check.check(ack.streamSeq); gap != nil {
-				// Commit what came before the gap; drop the rest.
-				batch = batch[:i]
-				break
+				break // commit what came before the gap; drop the rest
 			}
-			msg = Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored}
+			msg = Msg{Seq: ack.streamSeq, Subject: m.Subject(), Data: m.Data(), Time: ack.stored}
 			o, err := fold.Apply(&msg)
 			if err != nil {
 				return fmt.Errorf("fold seq %d: %w", msg.Seq, err)
@@ -306,14 +319,41 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			info.Outcomes[o]++
 			info.Times = append(info.Times, ack.stored)
 			info.Pending = ack.pending
+			last = m
+			if n++; ack.pending > uint64(a.cfg.BatchSize) {
+				limit = catchUpBatches * a.cfg.BatchSize
+			}
+			m = nil
+			if n >= limit {
+				break
+			}
+			select {
+			case m = <-msgs:
+				continue
+			default:
+			}
+			if ack.pending == 0 {
+				break // caught up: commit what came
+			}
+			// The stream holds more for the consumer: wait for it rather
+			// than commit a batch as small as the channel's momentary
+			// content, a bounded time.
+			wait.Reset(batchWait)
+			select {
+			case m = <-msgs:
+			case <-wait.C:
+			case <-closed:
+			case <-ctx.Done():
+			}
+			wait.Stop()
 		}
 		done, err := fold.EndBatch()
 		if err != nil {
 			return err
 		}
 		if done == nil { // every message was at or below the checkpoint
-			if len(batch) > 0 {
-				batch[len(batch)-1].Ack()
+			if last != nil {
+				last.Ack()
 			}
 			free <- info
 			if gap != nil {
@@ -322,7 +362,7 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			continue
 		}
 		select {
-		case commits <- inflight{done: done, last: batch[len(batch)-1], info: info}:
+		case commits <- inflight{done: done, last: last, info: info}:
 		case err := <-commitErr:
 			return err
 		}

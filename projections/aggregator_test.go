@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,5 +278,72 @@ func TestAggregatorReportsDeletedConsumer(t *testing.T) {
 		t.Logf("Run: %v", err)
 	case <-ctx.Done():
 		t.Fatal("Run kept waiting after its consumer was deleted")
+	}
+}
+
+// TestAggregatorCatchUpBatches: a fold behind the stream folds it in
+// batches larger than BatchSize, at most four times as large, and commits
+// every message once.
+func TestAggregatorCatchUpBatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 2026))
+	fx := genElection(t, rng, 6, 12)
+	ms := genMinutes(rng, fx)
+	js, st := startStream(t, fx.e)
+	pub := events.NewPublisher(js, fx.e)
+	ctx := context.Background()
+	var last uint64
+	for i := 0; i < len(ms); i += 7 {
+		p, err := pub.Publish(ctx, ms[i:min(i+7, len(ms))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = p.Seq
+	}
+	store, err := projections.Open(filepath.Join(t.TempDir(), "p"), fx.e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const batch = 10
+	var (
+		mu    sync.Mutex
+		sizes []int
+	)
+	runCtx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	agg := projections.NewAggregator(store, st, projections.AggregatorConfig{BatchSize: batch, OnCommit: func(b *projections.BatchInfo) {
+		n := 0
+		for _, k := range b.Outcomes {
+			n += k
+		}
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}})
+	go func() { errc <- agg.Run(runCtx) }()
+	waitCheckpoint(t, store, last)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, n := range sizes {
+		if n > 4*batch {
+			t.Fatalf("a batch of %d messages, BatchSize %d: want at most %d", n, batch, 4*batch)
+		}
+		total += n
+	}
+	if total != int(last) {
+		t.Fatalf("%d messages committed in %d batches, the stream holds %d", total, len(sizes), last)
+	}
+	t.Logf("%d messages in %d batches: %v", total, len(sizes), sizes)
+	// The whole stream was there before the fold started, so a batch
+	// waits for the messages it still holds: one batch at least runs past
+	// BatchSize (each message after the first must arrive within
+	// batchWait, 20 ms, for a batch to grow).
+	if slices.Max(sizes) <= batch {
+		t.Fatalf("batches of %v messages catching up, BatchSize %d: none larger", sizes, batch)
 	}
 }

@@ -180,15 +180,25 @@ func (f *Fold) endBatch() (*Batch, error) {
 // called from another goroutine than Apply and EndBatch, one batch at a time, in
 // the order they were ended. If the commit fails the Fold is broken: its memory is ahead
 // of the store, and every later call returns ErrBroken.
+//
+// The batch goes back to the staging for reuse once committed; s must not
+// be committed twice.
 func (f *Fold) CommitBatch(s *Batch) error {
-	defer s.batch.Close()
+	b := s.batch
+	if b == nil {
+		return fmt.Errorf("commit fold batch at seq %d: already committed", s.Meta.Checkpoint)
+	}
+	s.batch = nil
 	if f.broken.Load() {
+		b.Close()
 		return ErrBroken
 	}
-	if err := s.batch.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.Sync); err != nil {
+		b.Close() // not reused: Pebble may still hold it after an error
 		f.broken.Store(true)
 		return fmt.Errorf("commit fold batch at seq %d: %w", s.Meta.Checkpoint, err)
 	}
+	f.stage.recycle(b)
 	return nil
 }
 

@@ -17,6 +17,11 @@ import (
 type staging struct {
 	db    *pebble.DB
 	batch *pebble.Batch // nil when nothing is pending
+	// spare holds committed batches, reset, for open to reuse: a batch of
+	// 10,000 minutes is megabytes, which a new batch would allocate again
+	// (Pebble's own pool drops buffers above 1 MiB). CommitBatch, on
+	// another goroutine, puts them back.
+	spare chan *pebble.Batch
 	// hint is the initial size of the next batch.
 	hint int
 	// rank orders ids as their keys sort, so that records are staged in
@@ -27,15 +32,39 @@ type staging struct {
 }
 
 func newStaging(e *tally.Election, db *pebble.DB) staging {
-	return staging{db: db, hint: 1 << 10, rank: newRanks(e)}
+	return staging{db: db, hint: 1 << 10, rank: newRanks(e), spare: make(chan *pebble.Batch, spareBatches)}
 }
 
-// open starts a batch if none is pending.
+// spareBatches is how many committed batches a staging keeps for reuse:
+// one being filled and one committing at a time (Aggregator's pipeline).
+const spareBatches = 2
+
+// maxBatchRetained is the largest batch buffer kept for reuse, the bound
+// of the size hint.
+const maxBatchRetained = 64 << 20
+
+// open starts a batch if none is pending: a spare one if there is one.
 func (st *staging) open() {
-	if st.batch == nil {
+	if st.batch != nil {
+		return
+	}
+	select {
+	case st.batch = <-st.spare:
+	default:
 		// Sized like the last one: a batch of thousands of minutes would
 		// otherwise grow from 1 KiB by doubling, copying itself each time.
-		st.batch = st.db.NewBatch(pebble.WithInitialSizeBytes(st.hint))
+		st.batch = st.db.NewBatch(pebble.WithInitialSizeBytes(st.hint), pebble.WithMaxRetainedSizeBytes(maxBatchRetained))
+	}
+}
+
+// recycle takes back a batch once committed (or one never committed), for
+// open to reuse. It may be called from another goroutine than open.
+func (st *staging) recycle(b *pebble.Batch) {
+	b.Reset()
+	select {
+	case st.spare <- b:
+	default:
+		b.Close()
 	}
 }
 
@@ -43,16 +72,24 @@ func (st *staging) open() {
 // remembers its size for the next one.
 func (st *staging) detach() *pebble.Batch {
 	b := st.batch
-	st.hint = min(max(b.Len(), 1<<10), 64<<20)
+	st.hint = min(max(b.Len(), 1<<10), maxBatchRetained)
 	st.batch = nil
 	return b
 }
 
-// discard drops the pending batch, if any.
+// discard drops the pending batch, if any, and the spare ones.
 func (st *staging) discard() {
 	if st.batch != nil {
 		st.batch.Close()
 		st.batch = nil
+	}
+	for {
+		select {
+		case b := <-st.spare:
+			b.Close()
+		default:
+			return
+		}
 	}
 }
 

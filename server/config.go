@@ -80,8 +80,9 @@ type FoldConfig struct {
 	// Default 1: the one stream, store and consumer tally always had; at
 	// most MaxPartitions.
 	Partitions int
-	// BatchSize is the most messages per fold commit. Default
-	// projections.DefaultBatchSize.
+	// BatchSize is the most messages per fold commit while the fold keeps
+	// up, four times as many while it catches up
+	// (projections.AggregatorConfig). Default projections.DefaultBatchSize.
 	BatchSize int
 }
 
