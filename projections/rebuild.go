@@ -223,7 +223,7 @@ func rebuild(ctx context.Context, stream jetstream.Stream, store *Store, batchSi
 			if err != nil {
 				commitErr <- err
 				for b := range commits { // let the fold finish sending
-					b.batch.Close()
+					discardBatch(b)
 				}
 				return
 			}
@@ -256,7 +256,7 @@ func handOff(fold *Fold, commits chan<- *Batch, commitErr <-chan error) error {
 	case commits <- b:
 		return nil
 	case err := <-commitErr:
-		b.batch.Close()
+		discardBatch(b)
 		return err
 	}
 }

@@ -47,15 +47,30 @@ func openFresh(dir string, e *tally.Election) (*Store, error) {
 // reopened store after such a crash holds a prefix of the stream with the
 // checkpoint that matches it.
 func (f *Fold) commitBatchUnsynced(s *Batch) error {
-	defer s.batch.Close()
+	b := s.batch
+	if b == nil {
+		return fmt.Errorf("commit fold batch at seq %d: already committed", s.Meta.Checkpoint)
+	}
+	s.batch = nil
 	if f.broken.Load() {
+		b.Close()
 		return ErrBroken
 	}
-	if err := s.batch.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		b.Close() // not reused: Pebble may still hold it after an error
 		f.broken.Store(true)
 		return fmt.Errorf("commit fold batch at seq %d: %w", s.Meta.Checkpoint, err)
 	}
+	f.stage.recycle(b)
 	return nil
+}
+
+// discardBatch closes an ended batch that will not be committed.
+func discardBatch(s *Batch) {
+	if s.batch != nil {
+		s.batch.Close()
+		s.batch = nil
+	}
 }
 
 // syncStore makes every commit to the store durable: a synced empty WAL
