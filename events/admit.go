@@ -15,9 +15,6 @@ type Admission struct {
 	Minutes tally.Minutes
 	// Decoded reports whether the payload decoded at all.
 	Decoded bool
-	// Hint is the binary payload's hint (format 2), the zero Hint for
-	// others.
-	Hint tally.Hint
 	// Resolved is Minutes with ids resolved to indexes; set only when
 	// Violations is empty.
 	Resolved tally.Resolved
@@ -40,10 +37,9 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 	m := &a.Minutes
 	a.Violations = a.Violations[:0]
 	a.Decoded, a.Sealed = false, false
-	a.Hint = tally.Hint{}
 	var problems []tally.Violation // what the JSON decoder already flagged
 	if len(data) > 0 && data[0] == BinaryMagic {
-		if err := DecodeBinaryHinted(data, m, &a.Hint); err != nil {
+		if err := DecodeBinary(data, m); err != nil {
 			*m = tally.Minutes{Votes: m.Votes[:0]}
 			a.Violations = append(a.Violations, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
 			return
@@ -67,11 +63,11 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 	if prov, st, ct, ok := SplitSubject(e.ID, subject); !ok || st != m.Station || ct != m.Contest {
 		a.Violations = append(a.Violations, tally.Violation{Field: "station", Rule: tally.RuleSubject,
 			Message: fmt.Sprintf("minutes for station %q contest %q published on subject %q", m.Station, m.Contest, subject)})
-	} else if _, s, _, _, known := e.Locate(a.Hint, m.Contest, st); known && prov != "" && prov != Province(e, s) {
+	} else if s, known := e.StationIndex(st); known && prov != "" && prov != Province(e, s) {
 		a.Violations = append(a.Violations, tally.Violation{Field: "station", Rule: tally.RuleSubject,
 			Message: fmt.Sprintf("minutes for station %q published on subject %q, under province %q; the station is in %q", m.Station, subject, prov, Province(e, s))})
 	}
-	a.Violations, a.Sealed = admitDecoded(e, m, a.Hint, problems, 0, &a.Resolved, a.Violations)
+	a.Violations, a.Sealed = AdmitDecoded(e, m, problems, 0, &a.Resolved, a.Violations)
 }
 
 // AdmitDecoded is the part of Admit that needs neither the station's
@@ -86,21 +82,11 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 // answers a body that is not minutes before any rule): there is no subject
 // yet to check, the gateway builds it from the minutes it admits.
 func AdmitDecoded(e *tally.Election, m *tally.Minutes, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) (_ []tally.Violation, sealed bool) {
-	return admitDecoded(e, m, tally.Hint{}, problems, index, r, dst)
-}
-
-// admitDecoded is AdmitDecoded for minutes that came with hint h.
-func admitDecoded(e *tally.Election, m *tally.Minutes, h tally.Hint, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) (_ []tally.Violation, sealed bool) {
-	n := len(dst)
-	dst = check(e, m, h, problems, index, r, dst)
+	dst = Check(e, m, problems, index, r, dst)
 	// A sealed station's minutes must carry its signature, whoever
 	// published them.
 	if e.Sealed() {
-		s, ok := r.Station, len(dst) == n // Check filled r
-		if !ok {
-			s, ok = e.StationIndex(m.Station)
-		}
-		if ok && e.Stations[s].Seal != "" {
+		if s, ok := e.StationIndex(m.Station); ok && e.Stations[s].Seal != "" {
 			sealed = true
 			if v := VerifySeal(e, s, m); v != nil {
 				v.Index = index

@@ -45,14 +45,6 @@ func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
 			true, false, []string{tally.RuleVersion, tally.RuleRequired}},
 		{"sealed, no signature", events.Subject(e, st01, "QH"), events.AppendJSON(nil, &sealedNoSig), true, true, []string{tally.RuleSeal}},
 		{"sealed and signed", events.Subject(e, st01, "QH"), events.AppendJSON(nil, &signed), true, true, nil},
-		// The gateway's binary event carries a hint (tally.Hint); what it
-		// says never changes the answer.
-		{"admitted, hinted", events.Subject(e, st03, "QH"), events.AppendEvent(nil, e, &unsealed), true, false, nil},
-		{"sealed, no signature, hinted", events.Subject(e, st01, "QH"), events.AppendEvent(nil, e, &sealedNoSig), true, true, []string{tally.RuleSeal}},
-		{"sealed and signed, hinted", events.Subject(e, st01, "QH"), events.AppendEvent(nil, e, &signed), true, true, nil},
-		{"hinted at a sealed station", events.Subject(e, st03, "QH"), events.AppendBinaryHinted(nil, &unsealed, hintOf(t, e, "QH", "LB-NT-01")), true, false, nil},
-		{"hinted at another station, on its subject", events.Subject(e, st01, "QH"), events.AppendBinaryHinted(nil, &unsealed, hintOf(t, e, "QH", "LB-NT-01")), true, false, []string{tally.RuleSubject}},
-		{"another file's hint", events.Subject(e, st03, "QH"), events.AppendBinaryHinted(nil, &unsealed, tally.Hint{Fingerprint: e.Fingerprint() + 1, Contest: 0, Voter: 0}), true, false, nil},
 	}
 	var a events.Admission
 	for _, tc := range tests {
@@ -74,15 +66,6 @@ func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
 			}
 		}
 	}
-}
-
-func hintOf(t *testing.T, e *tally.Election, contest, station string) tally.Hint {
-	t.Helper()
-	h, ok := e.Hint(contest, station)
-	if !ok {
-		t.Fatalf("no hint for %s %s", contest, station)
-	}
-	return h
 }
 
 // TestAdmitDecoded: the gateway's admission (no subject yet) appends every

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"unsafe"
@@ -21,58 +20,20 @@ import (
 //	registered … invalid            6 × varint
 //	votes                           uvarint n, n × (string candidate, varint count)
 //	reason, signature               string
-//
-// Version 2 is version 1 with a tally.Hint before the ids: where the
-// producer (the gateway) found the contest and station in the election
-// file, so that a reader with the same file need not look the ids up:
-//
-//	magic 0xB7, format 2
-//	fingerprint                     8 bytes, big-endian (tally.Election.Fingerprint)
-//	contest, voter                  2 × uvarint (indexes in that file)
-//	… then version 1 from election on
-//
-// The ids stay in the event: they are what the minutes say, and the hint
-// is only ever checked against them (tally.Election.Locate).
 const (
 	// BinaryMagic is the first byte of a binary minutes payload.
 	BinaryMagic  byte = 0xB7
 	binaryFormat byte = 1
-	hintedFormat byte = 2
 )
 
 // ErrCorrupt is returned for a binary payload that cannot be decoded.
 var ErrCorrupt = errors.New("events: corrupt binary minutes")
 
-// AppendBinary appends the canonical binary encoding of m to dst (format
-// 1, no hint). It sorts m.Votes by candidate id in place.
+// AppendBinary appends the canonical binary encoding of m to dst. It sorts
+// m.Votes by candidate id in place.
 func AppendBinary(dst []byte, m *tally.Minutes) []byte {
-	return appendBody(append(dst, BinaryMagic, binaryFormat), m)
-}
-
-// AppendBinaryHinted appends the binary encoding of m with hint h (format
-// 2), or without (AppendBinary) when h is no hint. It sorts m.Votes by
-// candidate id in place.
-func AppendBinaryHinted(dst []byte, m *tally.Minutes, h tally.Hint) []byte {
-	if h.Fingerprint == 0 || h.Contest < 0 || h.Voter < 0 {
-		return AppendBinary(dst, m)
-	}
-	dst = append(dst, BinaryMagic, hintedFormat)
-	dst = binary.BigEndian.AppendUint64(dst, h.Fingerprint)
-	dst = binary.AppendUvarint(dst, uint64(h.Contest))
-	dst = binary.AppendUvarint(dst, uint64(h.Voter))
-	return appendBody(dst, m)
-}
-
-// AppendEvent appends the binary event for minutes m of election e, as
-// the gateway publishes them: hinted when m names a station voting in the
-// contest it names. It sorts m.Votes by candidate id in place.
-func AppendEvent(dst []byte, e *tally.Election, m *tally.Minutes) []byte {
-	h, _ := e.Hint(m.Contest, m.Station)
-	return AppendBinaryHinted(dst, m, h)
-}
-
-func appendBody(dst []byte, m *tally.Minutes) []byte {
 	sortVotes(m.Votes)
+	dst = append(dst, BinaryMagic, binaryFormat)
 	dst = appendString(dst, m.Election)
 	dst = appendString(dst, m.Contest)
 	dst = appendString(dst, m.Station)
@@ -105,41 +66,20 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// DecodeBinary decodes a binary payload (either format) into m, reusing
-// m.Votes.
+// DecodeBinary decodes a binary payload into m, reusing m.Votes.
 //
 // The strings of m alias data: they stay valid only while data is neither
 // modified nor reused. Copy them (strings.Clone) to keep them longer. This
 // is what lets the fold decode without allocating.
 func DecodeBinary(data []byte, m *tally.Minutes) error {
-	var h tally.Hint
-	return DecodeBinaryHinted(data, m, &h)
-}
-
-// DecodeBinaryHinted is DecodeBinary that also returns the payload's hint
-// in h (no hint, the zero Hint, for format 1).
-func DecodeBinaryHinted(data []byte, m *tally.Minutes, h *tally.Hint) error {
-	*h = tally.Hint{}
+	d := decoder{b: data}
 	if len(data) < 2 || data[0] != BinaryMagic {
 		return fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	d := decoder{b: data[2:]}
-	switch data[1] {
-	case binaryFormat:
-	case hintedFormat:
-		if len(d.b) < 8 {
-			return fmt.Errorf("%w: truncated", ErrCorrupt)
-		}
-		fp := binary.BigEndian.Uint64(d.b)
-		d.b = d.b[8:]
-		c, v := d.uvarint(), d.uvarint()
-		if d.err || fp == 0 || c > math.MaxInt32 || v > math.MaxInt32 {
-			return fmt.Errorf("%w: bad hint", ErrCorrupt)
-		}
-		*h = tally.Hint{Fingerprint: fp, Contest: int32(c), Voter: int32(v)}
-	default:
+	if data[1] != binaryFormat {
 		return fmt.Errorf("%w: unknown format %d", ErrCorrupt, data[1])
 	}
+	d.b = data[2:]
 	m.Election = d.string()
 	m.Contest = d.string()
 	m.Station = d.string()

@@ -29,13 +29,8 @@
 //
 // The binary form is canonical: votes are sorted by candidate id, so two
 // submissions with the same content encode to the same bytes. Its hash is
-// the content identity used for the Nats-Msg-Id. The gateway's binary form
-// also carries a hint ([AppendEvent], format 2): where it found the
-// contest and station in the election file, as indexes tied to the file's
-// fingerprint, so that the fold, with the same file, reads indexes instead
-// of hashing ids (tally.Election.Locate). The ids stay in the event and the
-// hint is only taken when it names them; JSON published straight to NATS
-// and events of another file's version are looked up by id.
+// the content identity used for the Nats-Msg-Id and for duplicate and
+// conflict detection.
 //
 // JSON minutes are read in one pass without allocating when they are
 // written the usual way (jsonfast.go); anything unusual (an escape, a

@@ -46,59 +46,6 @@ func TestBinaryRoundTrip(t *testing.T) {
 	}
 }
 
-// TestBinaryHintedRoundTrip: format 2 carries the hint beside the same
-// minutes; DecodeBinary reads either format.
-func TestBinaryHintedRoundTrip(t *testing.T) {
-	h := tally.Hint{Fingerprint: 0xfeedface12345678, Contest: 3, Voter: 70_000}
-	for _, m := range []tally.Minutes{sample(), {Election: "e", Contest: "c", Station: "s", Version: 1, Status: tally.Withdrawn}} {
-		in := m
-		in.Votes = append([]tally.Vote(nil), m.Votes...)
-		data := events.AppendBinaryHinted(nil, &in, h)
-		var out tally.Minutes
-		var got tally.Hint
-		if err := events.DecodeBinaryHinted(data, &out, &got); err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Votes) == 0 {
-			out.Votes = nil
-		}
-		if !reflect.DeepEqual(in, out) || got != h {
-			t.Fatalf("round trip:\n in %+v %+v\nout %+v %+v", in, h, out, got)
-		}
-		var plain tally.Minutes
-		if err := events.DecodeBinary(data, &plain); err != nil || plain.Station != in.Station {
-			t.Fatalf("DecodeBinary of format 2: %v %+v", err, plain)
-		}
-		// No hint: format 1, which decodes to the zero hint.
-		if err := events.DecodeBinaryHinted(events.AppendBinaryHinted(nil, &in, tally.Hint{}), &out, &got); err != nil || got != (tally.Hint{}) {
-			t.Fatalf("unhinted: %v %+v", err, got)
-		}
-	}
-	m := sample()
-	good := events.AppendBinaryHinted(nil, &m, h)
-	for name, data := range map[string][]byte{
-		"truncated fingerprint": good[:7],
-		"zero fingerprint":      append([]byte{events.BinaryMagic, 2, 0, 0, 0, 0, 0, 0, 0, 0}, good[10:]...),
-		"voter above int32":     append(append([]byte{events.BinaryMagic, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f), good[15:]...),
-		"truncated":             good[:len(good)-1],
-	} {
-		var out tally.Minutes
-		var got tally.Hint
-		if err := events.DecodeBinaryHinted(data, &out, &got); !errors.Is(err, events.ErrCorrupt) {
-			t.Errorf("%s: err %v, want ErrCorrupt", name, err)
-		}
-	}
-	var out tally.Minutes
-	out.Votes = make([]tally.Vote, 0, 8)
-	if n := testing.AllocsPerRun(100, func() {
-		if err := events.DecodeBinaryHinted(good, &out, &h); err != nil {
-			t.Fatal(err)
-		}
-	}); n != 0 {
-		t.Fatalf("%v allocations per decode", n)
-	}
-}
-
 // TestBinaryIsCanonical: the same content in any vote order encodes to the
 // same bytes, which is what makes the hash a content identity.
 func TestBinaryIsCanonical(t *testing.T) {

@@ -94,18 +94,13 @@ const MaxVersion = maxSafeInteger
 // already flagged: a count that could not be read is reported once, as
 // unreadable, and not again as missing or as breaking the rules it is in.
 func Check(e *tally.Election, m *tally.Minutes, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) []tally.Violation {
-	return check(e, m, tally.Hint{}, problems, index, r, dst)
-}
-
-// check is Check for minutes that came with hint h.
-func check(e *tally.Election, m *tally.Minutes, h tally.Hint, problems []tally.Violation, index int, r *tally.Resolved, dst []tally.Violation) []tally.Violation {
 	dst = append(dst, problems...)
 	if m.Version > MaxVersion {
 		dst = append(dst, tally.Violation{Index: index, Field: "version", Rule: tally.RuleVersion,
 			Message: fmt.Sprintf("version %d is above %d (2^53 − 1), the highest version the contract allows", m.Version, int64(MaxVersion))})
 	}
 	n := len(dst)
-	dst = e.CheckHinted(m, h, index, r, dst)
+	dst = e.Check(m, index, r, dst)
 	if len(problems) == 0 {
 		return dst
 	}

@@ -23,8 +23,7 @@ type Publisher struct {
 	e  *tally.Election
 	n  int // partitions
 
-	gc      *GroupCommit // nil: every minutes is published on its own
-	noHints bool         // publish format 1 (AppendBinary), for older folds
+	gc *GroupCommit // nil: every minutes is published on its own
 
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream // looked up at the first duplicate
@@ -42,12 +41,6 @@ func NewPublisher(js jetstream.JetStream, e *tally.Election) *Publisher {
 func NewPartitionedPublisher(js jetstream.JetStream, e *tally.Election, n int) *Publisher {
 	return &Publisher{js: js, e: e, n: max(n, 1), streams: map[string]jetstream.Stream{}}
 }
-
-// NoHints makes p publish the binary event without its hint (format 1,
-// AppendBinary), which a tally older than the hint can fold: for a
-// cluster being upgraded node by node. It must be called before the first
-// Publish.
-func (p *Publisher) NoHints() { p.noHints = true }
 
 // Published says where a submission landed.
 type Published struct {
@@ -90,11 +83,7 @@ func (p *Publisher) Publish(ctx context.Context, ms []tally.Minutes) (Published,
 		if !ok {
 			return Published{}, fmt.Errorf("publish minutes %d: %w %q", i, tally.ErrUnknownStation, m.Station)
 		}
-		if p.noHints {
-			buf = AppendBinary(buf[:0], m)
-		} else {
-			buf = AppendEvent(buf[:0], p.e, m)
-		}
+		buf = AppendBinary(buf[:0], m)
 		payload := append([]byte(nil), buf...)
 		msgs[i] = &nats.Msg{
 			Subject: Subject(p.e, s, m.Contest),

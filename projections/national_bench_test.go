@@ -40,16 +40,9 @@ var national = sync.OnceValues(func() (*nationalNight, error) {
 	var arena []byte
 	type span struct{ from, to int }
 	var spans []span
-	// TALLY_BENCH_HINTS=0 encodes without the gateway's hint (format 1),
-	// to compare the two in one binary.
-	hints := os.Getenv("TALLY_BENCH_HINTS") != "0"
 	err = workload.Night(e, workload.NightConfig{Seed: 2021}, func(sub *workload.Submission) error {
 		from := len(arena)
-		if hints {
-			arena = events.AppendEvent(arena, e, &sub.Minutes)
-		} else {
-			arena = events.AppendBinary(arena, &sub.Minutes)
-		}
+		arena = events.AppendBinary(arena, &sub.Minutes)
 		spans = append(spans, span{from, len(arena)})
 		n.msgs = append(n.msgs, projections.Msg{
 			Seq:     uint64(len(n.msgs) + 1),

@@ -100,11 +100,6 @@ type GatewayConfig struct {
 	// concurrent submissions together in JetStream atomic batches
 	// (events.GroupCommit).
 	NoGroupCommit bool
-	// NoHints publishes the binary event without the hint of where its
-	// contest and station are in the election file (events.Publisher.
-	// NoHints), for a cluster whose other nodes run a tally older than the
-	// hint.
-	NoHints bool
 	// MaxPending bounds how far the fold may fall behind the stream (in
 	// events) before submissions are refused with 429. Default 100,000.
 	MaxPending uint64

@@ -202,9 +202,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 	s.pub = events.NewPartitionedPublisher(pubJS, s.e, n)
-	if cfg.Gateway.NoHints {
-		s.pub.NoHints()
-	}
 	if !cfg.Gateway.NoGroupCommit {
 		s.gc = events.NewGroupCommit(pubJS, 0, cfg.Gateway.PublishTimeout)
 		s.gc.OnCommit = func(n int, atomic bool) {

@@ -77,11 +77,6 @@ type Election struct {
 	// part: a part of a file (Restrict), which may have no station, no
 	// area, or a contest with no unit.
 	part bool
-	// fingerprint: see Fingerprint. fromWhole, in a part, maps each
-	// contest's voter indexes in the whole file to the part's (-1: not in
-	// the part), for hints (Locate).
-	fingerprint uint64
-	fromWhole   [][]int32
 }
 
 // Area is an area at one of the election's levels.
@@ -221,7 +216,6 @@ func Parse(data []byte) (*Election, error) {
 	if p := sharedSeals(&e); len(p) > 0 {
 		return nil, &ElectionError{Problems: p}
 	}
-	e.fingerprint = fingerprintOf(data)
 	return &e, nil
 }
 

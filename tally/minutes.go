@@ -184,14 +184,6 @@ type Resolved struct {
 // means m is valid. r.Votes is reused, so a caller checking many minutes in a
 // loop allocates nothing for valid ones.
 func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []Violation {
-	return e.CheckHinted(m, Hint{}, index, r, dst)
-}
-
-// CheckHinted is Check for minutes that came with a hint of where their
-// contest and station are in the file (Locate): the same rules, the same
-// answer, whatever the hint says; a hint from this file only spares the
-// lookups.
-func (e *Election) CheckHinted(m *Minutes, h Hint, index int, r *Resolved, dst []Violation) []Violation {
 	n0 := len(dst)
 	bad := func(field, rule, format string, args ...any) {
 		dst = append(dst, Violation{Index: index, Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
@@ -204,7 +196,7 @@ func (e *Election) CheckHinted(m *Minutes, h Hint, index int, r *Resolved, dst [
 			bad("election", RuleUnknown, "election %q is not %q", m.Election, e.ID)
 		}
 	}
-	c, s, voter, okC, okS := e.Locate(h, m.Contest, m.Station)
+	c, okC := e.contestIdx[m.Contest]
 	if !okC {
 		if m.Contest == "" {
 			bad("contest", RuleRequired, "contest is missing")
@@ -212,6 +204,7 @@ func (e *Election) CheckHinted(m *Minutes, h Hint, index int, r *Resolved, dst [
 			bad("contest", RuleUnknown, "contest %q does not exist", m.Contest)
 		}
 	}
+	s, okS := e.stationIdx[m.Station]
 	if !okS {
 		if m.Station == "" {
 			bad("station", RuleRequired, "station is missing")
@@ -219,10 +212,10 @@ func (e *Election) CheckHinted(m *Minutes, h Hint, index int, r *Resolved, dst [
 			bad("station", RuleUnknown, "station %q does not exist", m.Station)
 		}
 	}
-	u := -1
+	u, voter := -1, -1
 	if okC && okS {
-		if voter >= 0 {
-			u = int(e.Contests[c].voterUnit[voter])
+		if v, ok := e.Voter(c, s); ok {
+			u, voter = int(e.Contests[c].voterUnit[v]), v
 		}
 		if u < 0 {
 			bad("station", RuleNotVoting, "station %q does not vote in contest %q", m.Station, m.Contest)

@@ -75,44 +75,10 @@ func (e *Election) Restrict(provinces []string) (*Election, error) {
 		return nil, fmt.Errorf("the part of election %s in provinces %v: %w", e.ID, provinces, err)
 	}
 	part.warnings = nil
-	part.fingerprint, part.fromWhole = e.fingerprint, partVoters(e, part)
 	return part, nil
 }
 
 // cleanArea returns a's fields as the file gives them.
 func cleanArea(a Area) Area {
 	return Area{ID: a.ID, Name: a.Name, Level: a.Level, Parent: a.Parent}
-}
-
-// partVoters maps, for each contest, the voter indexes of e's whole file
-// to part's (-1 where the station is not in part): the part's fromWhole.
-func partVoters(e, part *Election) [][]int32 {
-	from := make([][]int32, len(e.Contests))
-	for c := range e.Contests {
-		whole := e.Contests[c].voters // e's voters; for a part, its own
-		var toE []int32               // whole file's voter -> e's
-		if e.fromWhole != nil {
-			toE = e.fromWhole[c]
-		}
-		n := len(whole)
-		if toE != nil {
-			n = len(toE)
-		}
-		from[c] = make([]int32, n)
-		for wv := range n {
-			from[c][wv] = -1
-			ev := wv
-			if toE != nil {
-				if ev = int(toE[wv]); ev < 0 {
-					continue
-				}
-			}
-			if ps, ok := part.stationIdx[e.Stations[whole[ev]].ID]; ok {
-				if pv, ok := part.Voter(c, ps); ok {
-					from[c][wv] = int32(pv)
-				}
-			}
-		}
-	}
-	return from
 }

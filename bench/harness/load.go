@@ -95,7 +95,7 @@ func preload(ctx context.Context, cfg *Config, js jetstream.JetStream, e *tally.
 			kinds[sub.Kind]++
 			m := &sub.Minutes
 			start := len(cur.arena)
-			cur.arena = events.AppendEvent(cur.arena, e, m)
+			cur.arena = events.AppendBinary(cur.arena, m)
 			msg := nats.Msg{Subject: events.Subject(e, sub.Station, m.Contest)}
 			// Data is set once the window is full: the arena may move.
 			msg.Data = cur.arena[start:len(cur.arena):len(cur.arena)]

@@ -59,7 +59,6 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 	replicas := fs.Int("replicas", d.NATS.Replicas, "replication factor of the stream when tally creates it on a NATS cluster (needs --nats)")
 	node := fs.String("node", d.Fold.Node, "`NAME` of this tally node: its fold keeps its own consumer (tally-fold-NAME; tally-fold for the default), so several nodes, each with its own --data, can share one NATS cluster; letters, digits, '-' and '_'")
 	partitions := fs.Int("partitions", d.Fold.Partitions, "`N` minutes streams, split by province, each folded in parallel into its own store (DIR/projections-pK) by its own consumer (tally-fold[-NAME]-K); fixed when the streams are first created: a start with another N is refused. 1: the one stream, DIR/projections")
-	noHints := fs.Bool("no-hints", d.Gateway.NoHints, "publish submitted minutes in the binary event of tally before the hint (format 1), which an older tally folds: while upgrading a cluster node by node, until every node runs this version (see README, Running on a cluster)")
 	noGroupCommit := fs.Bool("no-group-commit", d.Gateway.NoGroupCommit, "publish every submitted minutes on its own, instead of storing the minutes of concurrent submissions together in one JetStream atomic batch (one batch costs a few fsyncs whatever its size); a stream created by an older tally refuses batches and gets them one by one anyway")
 	publishTimeout := fs.Duration("publish-timeout", d.Gateway.PublishTimeout, "how long a submission waits for JetStream to store it before the answer is 503 (retry): on a cluster, a request in flight when the stream's leader dies waits this long")
 	batch := fs.Int("batch", d.Fold.BatchSize, "most minutes folded per Pebble commit while the fold keeps up; four times as many while it catches up with the stream")
@@ -126,7 +125,7 @@ all (stations submit over HTTP), and says so at start.`, stdout, stderr)
 		Fold: server.FoldConfig{Node: *node, Partitions: *partitions, BatchSize: *batch},
 		Gateway: server.GatewayConfig{
 			MaxBodyBytes: int64(maxBody), MaxMinutes: *maxMinutes,
-			PublishTimeout: *publishTimeout, NoGroupCommit: *noGroupCommit, NoHints: *noHints,
+			PublishTimeout: *publishTimeout, NoGroupCommit: *noGroupCommit,
 			MaxPending: *maxPending, MaxInFlight: *maxInFlight, MaxInFlightBytes: int64(maxInFlightBytes),
 			MinFreeBytes: int64(minFree),
 		},

@@ -126,7 +126,7 @@ func fold(e *tally.Election, path string) (int, error) {
 	var buf []byte
 	err = workload.Night(e, workload.NightConfig{Seed: 2021}, func(sub *workload.Submission) error {
 		seq++
-		buf = events.AppendEvent(buf[:0], e, &sub.Minutes)
+		buf = events.AppendBinary(buf[:0], &sub.Minutes)
 		msg := projections.Msg{Seq: seq, Subject: events.Subject(e, sub.Station, sub.Minutes.Contest), Data: buf, Time: time.Unix(0, 0)}
 		if _, err := fl.Apply(&msg); err != nil {
 			return err

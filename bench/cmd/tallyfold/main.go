@@ -120,7 +120,7 @@ func gen(args []string) error {
 		subject := events.Subject(e, sub.Station, sub.Minutes.Contest)
 		buf = binary.AppendUvarint(buf[:0], uint64(len(subject)))
 		buf = append(buf, subject...)
-		data := events.AppendEvent(nil, e, &sub.Minutes)
+		data := events.AppendBinary(nil, &sub.Minutes)
 		buf = binary.AppendUvarint(buf, uint64(len(data)))
 		buf = append(buf, data...)
 		n++
