@@ -183,7 +183,11 @@ func (f *Fold) endBatch() (*Batch, error) {
 //
 // The batch goes back to the staging for reuse once committed; s must not
 // be committed twice.
-func (f *Fold) CommitBatch(s *Batch) error {
+func (f *Fold) CommitBatch(s *Batch) error { return f.commitBatch(s, pebble.Sync) }
+
+// commitBatch is CommitBatch with Pebble's write options wo: fsynced or
+// not.
+func (f *Fold) commitBatch(s *Batch, wo *pebble.WriteOptions) error {
 	b := s.batch
 	if b == nil {
 		return fmt.Errorf("commit fold batch at seq %d: already committed", s.Meta.Checkpoint)
@@ -193,7 +197,7 @@ func (f *Fold) CommitBatch(s *Batch) error {
 		b.Close()
 		return ErrBroken
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(wo); err != nil {
 		b.Close() // not reused: Pebble may still hold it after an error
 		f.broken.Store(true)
 		return fmt.Errorf("commit fold batch at seq %d: %w", s.Meta.Checkpoint, err)

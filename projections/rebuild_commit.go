@@ -18,24 +18,9 @@ const rebuildWALBytesPerSync = 1 << 20
 // openFresh is Open for a rebuild's fresh store, with Pebble syncing its
 // WAL in the background as it grows (rebuildWALBytesPerSync).
 func openFresh(dir string, e *tally.Election) (*Store, error) {
-	s := &Store{e: e}
 	opts := pebbleOptions()
 	opts.WALBytesPerSync = rebuildWALBytesPerSync
-	opts.EventListener = s.watch.listener()
-	db, err := pebble.Open(dir, opts)
-	if err != nil {
-		return nil, fmt.Errorf("open projections %s: %w", dir, corruptOpenErr(err))
-	}
-	s.db = db
-	if err := s.verify(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open projections %s: %w", dir, err)
-	}
-	if err := s.load(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open projections %s: %w", dir, err)
-	}
-	return s, nil
+	return open(dir, e, opts)
 }
 
 // commitBatchUnsynced is CommitBatch without the fsync: the batch is
@@ -46,24 +31,7 @@ func openFresh(dir string, e *tally.Election) (*Store, error) {
 // never a middle one, and each commit carries its checkpoint, so even a
 // reopened store after such a crash holds a prefix of the stream with the
 // checkpoint that matches it.
-func (f *Fold) commitBatchUnsynced(s *Batch) error {
-	b := s.batch
-	if b == nil {
-		return fmt.Errorf("commit fold batch at seq %d: already committed", s.Meta.Checkpoint)
-	}
-	s.batch = nil
-	if f.broken.Load() {
-		b.Close()
-		return ErrBroken
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		b.Close() // not reused: Pebble may still hold it after an error
-		f.broken.Store(true)
-		return fmt.Errorf("commit fold batch at seq %d: %w", s.Meta.Checkpoint, err)
-	}
-	f.stage.recycle(b)
-	return nil
-}
+func (f *Fold) commitBatchUnsynced(s *Batch) error { return f.commitBatch(s, pebble.NoSync) }
 
 // discardBatch closes an ended batch that will not be committed.
 func discardBatch(s *Batch) {

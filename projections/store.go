@@ -34,8 +34,12 @@ type Store struct {
 // every table (see verify) and loads the fold state from it. Damaged
 // projections are reported as ErrCorrupt (see OpenOrReset).
 func Open(dir string, e *tally.Election) (*Store, error) {
+	return open(dir, e, pebbleOptions())
+}
+
+// open is Open with Pebble options opts.
+func open(dir string, e *tally.Election, opts *pebble.Options) (*Store, error) {
 	s := &Store{e: e}
-	opts := pebbleOptions()
 	opts.EventListener = s.watch.listener()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
