@@ -1,9 +1,22 @@
 package projections
 
 import (
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
+
+// readMsg is jm as the fold takes it, with what its ack subject says; an
+// error if jm has none (it did not come from a JetStream consumer).
+func readMsg(jm jetstream.Msg) (Msg, ackInfo, error) {
+	ack, ok := parseAck(jm.Reply())
+	if !ok {
+		return Msg{}, ackInfo{}, fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
+	}
+	return Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored}, ack, nil
+}
 
 // ackInfo is what the fold needs from a JetStream message's reply subject.
 type ackInfo struct {

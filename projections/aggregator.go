@@ -304,14 +304,14 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			limit = a.cfg.BatchSize
 		)
 		for m != nil {
-			ack, ok := parseAck(m.Reply())
-			if !ok {
-				return fmt.Errorf("message on %q has no JetStream ack subject (%q)", m.Subject(), m.Reply())
+			var ack ackInfo
+			var err error
+			if msg, ack, err = readMsg(m); err != nil {
+				return err
 			}
 			if gap = check.check(ack.streamSeq); gap != nil {
 				break // commit what came before the gap; drop the rest
 			}
-			msg = Msg{Seq: ack.streamSeq, Subject: m.Subject(), Data: m.Data(), Time: ack.stored}
 			o, err := fold.Apply(&msg)
 			if err != nil {
 				return fmt.Errorf("fold seq %d: %w", msg.Seq, err)

@@ -392,14 +392,14 @@ func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (je
 				}
 				continue
 			}
-			ack, ok := parseAck(jm.Reply())
-			if !ok {
-				return fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
+			msg, ack, err := readMsg(jm)
+			if err != nil {
+				return err
 			}
 			if ack.streamSeq < next {
 				continue // already read (a restarted consumer never sends one)
 			}
-			c = append(c, Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored})
+			c = append(c, msg)
 			n++
 			next, stalls = ack.streamSeq+1, 0
 			if n%256 == 0 {
@@ -470,11 +470,9 @@ func rebuildSerial(ctx context.Context, stream jetstream.Stream, store *Store, b
 		if err != nil {
 			return n, fmt.Errorf("read stream after %d messages: %w", n, err)
 		}
-		ack, ok := parseAck(jm.Reply())
-		if !ok {
-			return n, fmt.Errorf("message on %q has no JetStream ack subject (%q)", jm.Subject(), jm.Reply())
+		if msg, _, err = readMsg(jm); err != nil {
+			return n, err
 		}
-		msg = Msg{Seq: ack.streamSeq, Subject: jm.Subject(), Data: jm.Data(), Time: ack.stored}
 		if _, err := fold.Apply(&msg); err != nil {
 			return n, fmt.Errorf("fold seq %d: %w", msg.Seq, err)
 		}
