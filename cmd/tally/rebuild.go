@@ -34,12 +34,19 @@ partition is rebuilt from its own stream into its own store
 Reading, folding and committing overlap; the fresh store is synced once,
 at the end, before it replaces the old one. Unless GOGC is set, the
 garbage collector runs at GOGC=400 during the rebuild: less CPU, more
-memory for a few seconds.`, stdout, stderr)
+memory (about 2 GiB for a national election's stream). --memory-limit
+caps that: the collector runs more often as the heap nears the limit
+(Go's soft memory limit, as GOMEMLIMIT sets it).`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file; required")
 	dataDir := fs.String("data", "", "data directory of the server; required")
 	natsURL := fs.String("nats", "", "external NATS server URL (default: the embedded store under DIR)")
+	var memLimit byteSize
+	fs.Var(&memLimit, "memory-limit", "soft limit on the process's memory, a `SIZE` such as 1GiB (default: GOMEMLIMIT, or none)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
+	}
+	if memLimit > 0 && memLimit < 64<<20 {
+		return usageError(fs, "--memory-limit %s is below the 64MiB a rebuild needs at the least", memLimit.String())
 	}
 	if *electionFile == "" || *dataDir == "" {
 		return usageError(fs, "--election and --data are required")
@@ -115,6 +122,9 @@ memory for a few seconds.`, stdout, stderr)
 	}
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(projections.RebuildGCPercent))
+	}
+	if memLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(memLimit)))
 	}
 	start := time.Now()
 	read, err := projections.RebuildPartitions(ctx, streams, e, *dataDir)
