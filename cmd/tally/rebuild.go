@@ -15,9 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/broker"
-	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/projections"
-	"github.com/tallyvn/tally/tally"
 )
 
 func runRebuild(args []string, stdout, stderr io.Writer) int {
@@ -102,7 +100,7 @@ caps that: the collector runs more often as the heap nears the limit
 		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
 	}
-	streams, err := partitionStreams(ctx, js, e)
+	streams, err := broker.PartitionStreams(ctx, js, e.ID)
 	if err != nil {
 		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
@@ -144,26 +142,6 @@ caps that: the collector runs more often as the heap nears the limit
 	}
 	fmt.Fprintf(stdout, "rebuilt projections from %d events in %s (%.0f events/s)\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
 	return exitOK
-}
-
-// partitionStreams returns election e's minutes streams, partition p at
-// index p: the one stream, or every partition's (broker.ExistingPartitions).
-func partitionStreams(ctx context.Context, js jetstream.JetStream, e *tally.Election) ([]jetstream.Stream, error) {
-	n, err := broker.ExistingPartitions(ctx, js, e.ID)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("stream %s: %w", events.StreamName(e.ID), jetstream.ErrStreamNotFound)
-	}
-	streams := make([]jetstream.Stream, n)
-	for p := range n {
-		name := events.PartitionStreamName(e.ID, p, n)
-		if streams[p], err = js.Stream(ctx, name); err != nil {
-			return nil, fmt.Errorf("stream %s: %w", name, err)
-		}
-	}
-	return streams, nil
 }
 
 // dataPartitions returns how many partitions' projections dataDir holds
