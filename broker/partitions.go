@@ -45,6 +45,29 @@ func ExistingPartitions(ctx context.Context, js jetstream.JetStream, electionID 
 	return n, nil
 }
 
+// PartitionStreams returns election id's existing minutes streams,
+// partition p at index p: the one stream, or every partition's
+// (ExistingPartitions). It fails with jetstream.ErrStreamNotFound when
+// there is none: for the tools that read what serve wrote (rebuild,
+// verify), which must not create streams.
+func PartitionStreams(ctx context.Context, js jetstream.JetStream, electionID string) ([]jetstream.Stream, error) {
+	n, err := ExistingPartitions(ctx, js, electionID)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamName(electionID), jetstream.ErrStreamNotFound)
+	}
+	streams := make([]jetstream.Stream, n)
+	for p := range n {
+		name := events.PartitionStreamName(electionID, p, n)
+		if streams[p], err = js.Stream(ctx, name); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return streams, nil
+}
+
 // EnsurePartitionStreams creates election e's n minutes streams
 // (events.PartitionStreamConfigs) where missing and returns them,
 // partition p at index p. If the streams exist split into another number

@@ -95,6 +95,23 @@ func TestPartitionStreamsAreFixedAtCreation(t *testing.T) {
 			t.Fatalf("a start with --partitions %d: %v, want a refusal naming the 4 streams", n, err)
 		}
 	}
+	// The tools that read what serve wrote find the same streams, in
+	// partition order, and create none.
+	found, err := broker.PartitionStreams(ctx, js, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 4 {
+		t.Fatalf("PartitionStreams found %d streams, want 4", len(found))
+	}
+	for p, st := range found {
+		if name := st.CachedInfo().Config.Name; name != events.PartitionStreamName(e.ID, p, 4) {
+			t.Errorf("PartitionStreams: partition %d is %s", p, name)
+		}
+	}
+	if _, err := broker.PartitionStreams(ctx, js, "other"); !errors.Is(err, jetstream.ErrStreamNotFound) || !strings.Contains(err.Error(), "TALLY_other") {
+		t.Errorf("PartitionStreams of an election without streams: %v, want stream not found naming TALLY_other", err)
+	}
 	names := js.StreamNames(ctx)
 	var got []string
 	for name := range names.Name() {

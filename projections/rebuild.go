@@ -263,14 +263,20 @@ func handOff(fold *Fold, commits chan<- *Batch, commitErr <-chan error) error {
 
 // rebuildStall is how long the reader waits for the next message before
 // it takes the ordered consumer as stalled and reads on with a new one,
-// from the message after the last it got. Seen once, on a loaded machine:
-// a partition's consumer delivered nothing for minutes, the client waiting
-// in Next and the server's consumer idle, while the stream held the rest.
+// from the message after the last it got: for a consumer that stops
+// delivering while the stream holds more, as one paused on the server
+// does. (The stalls seen in loaded test runs until 2026-12-02 were the
+// reader's own: it looked at a chunk after handing it to the fold, found
+// it cleared, missed the stream's end and waited for a message past it.)
 var rebuildStall = 20 * time.Second // a variable for tests
 
 // onOrderedConsumer, if set (by tests), is called with every ordered
 // consumer a rebuild creates.
 var onOrderedConsumer func(jetstream.Consumer)
+
+// onChunkSent, if set (by tests), is called by the reader after each chunk
+// it handed the fold.
+var onChunkSent func()
 
 // rebuildStallsInARow is how many times in a row, without a message, the
 // reader restarts its consumer before it gives up.
@@ -343,17 +349,19 @@ func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (je
 	// on every Next would cost a timer a message.
 	var lastMsg atomic.Int64 // unix nanoseconds; 0 while the reader waits for the fold
 	lastMsg.Store(time.Now().UnixNano())
-	done := make(chan struct{})
-	defer close(done)
+	done, exited := make(chan struct{}), make(chan struct{})
+	defer func() { close(done); <-exited }()
+	stall := rebuildStall
 	go func() {
-		tick := time.NewTicker(rebuildStall / 4)
+		defer close(exited)
+		tick := time.NewTicker(stall / 4)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
-				if t := lastMsg.Load(); t != 0 && time.Since(time.Unix(0, t)) > rebuildStall {
+				if t := lastMsg.Load(); t != 0 && time.Since(time.Unix(0, t)) > stall {
 					lastMsg.Store(time.Now().UnixNano())
 					cur.stall()
 				}
@@ -370,7 +378,8 @@ func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (je
 		}
 		lastMsg.Store(time.Now().UnixNano())
 		c = c[:0]
-		for len(c) < cap(c) {
+		end := false // c holds the stream's last message
+		for len(c) < cap(c) && !end {
 			jm, err := cur.get().Next()
 			if err != nil {
 				if ctx.Err() != nil {
@@ -381,7 +390,7 @@ func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (je
 				}
 				if stalls++; stalls > rebuildStallsInARow {
 					return fmt.Errorf("read stream after %d messages: no message for %s, %d times in a row, each time with a new consumer",
-						n, rebuildStall, stalls)
+						n, stall, stalls)
 				}
 				it, err := reopen(next)
 				if err != nil {
@@ -405,20 +414,23 @@ func readStream(ctx context.Context, cur *iterator, reopen func(from uint64) (je
 			if n%256 == 0 {
 				lastMsg.Store(time.Now().UnixNano())
 			}
-			if ack.streamSeq >= last {
-				break
-			}
+			end = ack.streamSeq >= last
 		}
 		lastMsg.Store(0) // waiting for the fold is no stall
 		select {
 		case chunks <- c:
+			// c is the fold's now, until it comes back through free: the
+			// fold clears it when done with it.
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		lastMsg.Store(time.Now().UnixNano())
-		if c[len(c)-1].Seq >= last {
+		if onChunkSent != nil {
+			onChunkSent()
+		}
+		if end {
 			return nil
 		}
+		lastMsg.Store(time.Now().UnixNano())
 	}
 }
 

@@ -15,9 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyvn/tally/broker"
-	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/projections"
-	"github.com/tallyvn/tally/tally"
 )
 
 func runRebuild(args []string, stdout, stderr io.Writer) int {
@@ -34,12 +32,19 @@ partition is rebuilt from its own stream into its own store
 Reading, folding and committing overlap; the fresh store is synced once,
 at the end, before it replaces the old one. Unless GOGC is set, the
 garbage collector runs at GOGC=400 during the rebuild: less CPU, more
-memory for a few seconds.`, stdout, stderr)
+memory (about 2 GiB for a national election's stream). --memory-limit
+caps that: the collector runs more often as the heap nears the limit
+(Go's soft memory limit, as GOMEMLIMIT sets it).`, stdout, stderr)
 	electionFile := fs.String("election", "", "election file; required")
 	dataDir := fs.String("data", "", "data directory of the server; required")
 	natsURL := fs.String("nats", "", "external NATS server URL (default: the embedded store under DIR)")
+	var memLimit byteSize
+	fs.Var(&memLimit, "memory-limit", "soft limit on the process's memory, a `SIZE` such as 1GiB (default: GOMEMLIMIT, or none)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
+	}
+	if memLimit > 0 && memLimit < 64<<20 {
+		return usageError(fs, "--memory-limit %s is below the 64MiB a rebuild needs at the least", memLimit.String())
 	}
 	if *electionFile == "" || *dataDir == "" {
 		return usageError(fs, "--election and --data are required")
@@ -95,7 +100,7 @@ memory for a few seconds.`, stdout, stderr)
 		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
 	}
-	streams, err := partitionStreams(ctx, js, e)
+	streams, err := broker.PartitionStreams(ctx, js, e.ID)
 	if err != nil {
 		fmt.Fprintf(stderr, "tally rebuild: %v\n", err)
 		return exitFailed
@@ -116,6 +121,9 @@ memory for a few seconds.`, stdout, stderr)
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(projections.RebuildGCPercent))
 	}
+	if memLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(memLimit)))
+	}
 	start := time.Now()
 	read, err := projections.RebuildPartitions(ctx, streams, e, *dataDir)
 	if err != nil {
@@ -134,26 +142,6 @@ memory for a few seconds.`, stdout, stderr)
 	}
 	fmt.Fprintf(stdout, "rebuilt projections from %d events in %s (%.0f events/s)\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
 	return exitOK
-}
-
-// partitionStreams returns election e's minutes streams, partition p at
-// index p: the one stream, or every partition's (broker.ExistingPartitions).
-func partitionStreams(ctx context.Context, js jetstream.JetStream, e *tally.Election) ([]jetstream.Stream, error) {
-	n, err := broker.ExistingPartitions(ctx, js, e.ID)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("stream %s: %w", events.StreamName(e.ID), jetstream.ErrStreamNotFound)
-	}
-	streams := make([]jetstream.Stream, n)
-	for p := range n {
-		name := events.PartitionStreamName(e.ID, p, n)
-		if streams[p], err = js.Stream(ctx, name); err != nil {
-			return nil, fmt.Errorf("stream %s: %w", name, err)
-		}
-	}
-	return streams, nil
 }
 
 // dataPartitions returns how many partitions' projections dataDir holds

@@ -77,8 +77,9 @@ func TestRebuildRefusesBesideLiveServe(t *testing.T) {
 		t.Fatalf("tally serve exited %d after SIGTERM; stderr:\n%s", code, tail(h.proc.stderr.String(), 20))
 	}
 
-	// Stopped, the same directory rebuilds.
-	res = runTally(t, 60*time.Second, nil, "rebuild", "--election", h.electionFile, "--data", h.dataDir)
+	// Stopped, the same directory rebuilds (under a memory limit, which
+	// only makes the collector work harder).
+	res = runTally(t, 60*time.Second, nil, "rebuild", "--election", h.electionFile, "--data", h.dataDir, "--memory-limit", "256MiB")
 	if res.code != exitOK {
 		t.Fatalf("tally rebuild after serve stopped exited %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 	}

@@ -98,6 +98,8 @@ func TestServeSecurityUsage(t *testing.T) {
 		{"seed dir without --nats", append(serve, "--nats-seed-dir", dir), 2, "--nats-seed-dir is for an external server"},
 		{"tiny body limit", append(serve, "--max-body", "10"), 2, "--max-body 10: want at least 1KiB"},
 		{"bad size", append(serve, "--max-body", "lots"), 2, "want a size in bytes"},
+		{"rebuild: tiny memory limit", []string{"rebuild", "--election", election, "--data", dir, "--memory-limit", "1MiB"}, 2, "--memory-limit 1MiB is below the 64MiB"},
+		{"rebuild: bad memory limit", []string{"rebuild", "--election", election, "--data", dir, "--memory-limit", "much"}, 2, "want a size in bytes"},
 		{"no minutes per request", append(serve, "--max-minutes", "0"), 2, "--max-minutes 0"},
 		{"zero timeout", append(serve, "--write-timeout", "0s"), 2, "--write-timeout 0s: must be positive"},
 		{"zero in flight", append(serve, "--max-inflight", "0"), 2, "--max-inflight 0: want at least 1"},
@@ -121,6 +123,7 @@ func TestServeSecurityUsage(t *testing.T) {
 		"serve":    {"-token-file FILE", "-tls-cert FILE", "-tls-key FILE", "-nats-seed-dir DIR", "-max-body SIZE", "-max-minutes", "-read-timeout", "-write-timeout", "-idle-timeout", "-max-pending", "-max-inflight", "-max-inflight-bytes SIZE", "-min-free SIZE", "Securing an election"},
 		"submit":   {"-token-file FILE", "-ca-file FILE", "operator token"},
 		"simulate": {"-token-file FILE", "-ca-file FILE"},
+		"rebuild":  {"-memory-limit SIZE", "GOMEMLIMIT"},
 	} {
 		r := runInProcess(cmd, "--help")
 		for _, f := range flags {

@@ -138,7 +138,7 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 	if err != nil {
 		return fail("%v", err)
 	}
-	streams, err := partitionStreams(ctx, js, e)
+	streams, err := broker.PartitionStreams(ctx, js, e.ID)
 	if err != nil {
 		return fail("%v", err)
 	}
