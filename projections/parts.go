@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/tally"
@@ -36,6 +37,32 @@ func PartElections(e *tally.Election, n int) ([]*tally.Election, error) {
 		out[p] = part
 	}
 	return out, nil
+}
+
+// EachPartition runs f for each of n partitions, all in parallel, and
+// waits for them. It returns the error of the first partition, in
+// partition order, that failed: as f returned it when n is 1, else
+// prefixed with "partition p: ".
+func EachPartition(n int, f func(p int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = f(p)
+		}()
+	}
+	wg.Wait()
+	for p, err := range errs {
+		if err != nil && n > 1 {
+			return fmt.Errorf("partition %d: %w", p, err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PartitionDir returns the directory of partition p's projections under

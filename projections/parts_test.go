@@ -2,8 +2,11 @@ package projections_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/tallyvn/tally/bench/workload"
@@ -120,3 +123,37 @@ func TestCheckPartitionDirs(t *testing.T) {
 }
 
 func mkdir(dir string) error { return os.MkdirAll(dir, 0o750) }
+
+// TestEachPartition: every partition runs, in parallel (each waits for
+// all the others to start), and the first failing partition's error comes
+// back, named when there are several, as it is when there is one.
+func TestEachPartition(t *testing.T) {
+	const n = 4
+	var started sync.WaitGroup
+	started.Add(n)
+	ran := make([]bool, n)
+	boom := errors.New("boom")
+	err := projections.EachPartition(n, func(p int) error {
+		started.Done()
+		started.Wait() // deadlocks unless all run at once
+		ran[p] = true
+		if p >= 2 {
+			return fmt.Errorf("store %d: %w", p, boom)
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || err.Error() != "partition 2: store 2: boom" {
+		t.Errorf("error %v, want partition 2's", err)
+	}
+	for p, ok := range ran {
+		if !ok {
+			t.Errorf("partition %d did not run", p)
+		}
+	}
+	if err := projections.EachPartition(1, func(int) error { return boom }); err != boom {
+		t.Errorf("one partition: error %v, want it as returned", err)
+	}
+	if err := projections.EachPartition(3, func(int) error { return nil }); err != nil {
+		t.Errorf("no failure: %v", err)
+	}
+}

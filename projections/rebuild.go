@@ -523,23 +523,10 @@ func RebuildPartitionsWith(ctx context.Context, streams []jetstream.Stream, e *t
 		return nil, err
 	}
 	read := make([]uint64, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for p := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			read[p], errs[p] = RebuildDirWith(ctx, streams[p], elections[p], PartitionDir(dataDir, p, n), opts)
-		}()
-	}
-	wg.Wait()
-	for p, err := range errs {
-		if err != nil {
-			if n > 1 {
-				return read, fmt.Errorf("partition %d: %w", p, err)
-			}
-			return read, err
-		}
-	}
-	return read, nil
+	err = EachPartition(n, func(p int) error {
+		var err error
+		read[p], err = RebuildDirWith(ctx, streams[p], elections[p], PartitionDir(dataDir, p, n), opts)
+		return err
+	})
+	return read, err
 }

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -146,23 +145,13 @@ projections rejected too is reported but is no failure of the audit.`, stdout, s
 		return fail("the projections under %s are in %d partitions, the minutes streams in %d: give the data directory of these streams", *dataDir, n, len(streams))
 	}
 	reps := make([]*audit.Report, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for p := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			reps[p], errs[p] = audit.Verify(ctx, elections[p], streams[p], stores[p])
-		}()
-	}
-	wg.Wait()
-	for p, err := range errs {
-		if err != nil {
-			if n > 1 {
-				return fail("partition %d: %v", p, err)
-			}
-			return fail("%v", err)
-		}
+	err = projections.EachPartition(n, func(p int) error {
+		var err error
+		reps[p], err = audit.Verify(ctx, elections[p], streams[p], stores[p])
+		return err
+	})
+	if err != nil {
+		return fail("%v", err)
 	}
 	if n > 1 {
 		return printPartitionReports(reps, *asJSON, stdout, stderr)
