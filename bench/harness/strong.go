@@ -190,15 +190,15 @@ type strongPeer struct {
 	cur map[stationKey]*current // every station's current minutes
 
 	// This batch: the stations whose minutes changed (the last version
-	// of each), the history and rejection rows, the summed deltas by
-	// aggregate and by aggregate and candidate (voteKey).
+	// of each), the history and rejection rows, the summed deltas of each
+	// aggregate's counts and of its vector of votes.
 	changed   map[stationKey]*current
 	history   historyRows
 	rejected  rejectionRows
 	counts    map[int32]*countsDelta
 	votes     map[int32][]int64
 	voteDelta []voteDelta
-	cands     []int32
+	cands     []int32 // an event's candidates' positions in their unit
 
 	meta       Outcomes
 	seq        uint64
@@ -212,7 +212,7 @@ type strongPeer struct {
 	enc    []byte
 }
 
-// voteKey packs an aggregate and a unit.
+// voteKey packs an aggregate and a unit, the key of areaOff.
 func voteKey(agg, unit int32) uint64 { return uint64(uint32(agg))<<32 | uint64(uint32(unit)) }
 
 type historyRows struct {
