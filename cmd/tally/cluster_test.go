@@ -23,6 +23,7 @@ import (
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
 	"github.com/tallyvn/tally/projections"
+	"github.com/tallyvn/tally/tally"
 )
 
 // natsCluster is three nats-server processes, built from the module tally
@@ -200,6 +201,11 @@ type submitter struct {
 	nodes  []*serverProc
 	mu     sync.Mutex // guards nodes (a node is restarted while requests go on)
 
+	// stream, if set, is where the nodes store the minutes: the reference
+	// then folds a retried request's minutes in the order the stream
+	// holds them (storedOrder).
+	stream jetstream.Stream
+
 	requests, retries int
 	// firstTry holds the latency of each request accepted at its first
 	// attempt; accepted is the time of the last 202.
@@ -259,10 +265,73 @@ func (s *submitter) submit(batch []*minutes, during func()) {
 	if first && during == nil {
 		s.firstTry = append(s.firstTry, s.accepted.Sub(start))
 	}
+	if !first && s.stream != nil {
+		batch = s.storedOrder(batch)
+	}
 	seqs, _ := s.ref.submit(batch)
 	if want := slices.Max(seqs); ans.Accepted != len(batch) || ans.Seq != want {
 		t.Errorf("request %d (%d minutes): answer %s; want accepted %d, seq %d", s.requests, len(batch), resp, len(batch), want)
 	}
+}
+
+// storedOrder returns batch with its minutes new to the stream in the
+// order the stream stored them, the others after them. A request cut by
+// a failover may have been stored in part (minutes stored one by one, not
+// as one atomic batch), and its retry, deduplicated by Nats-Msg-Id, then
+// stored the rest after it: the request's order is not the stream's, and
+// the reference must fold what the nodes fold. Requests go one at a time,
+// so the new minutes are the stream's next messages.
+func (s *submitter) storedOrder(batch []*minutes) []*minutes {
+	t := s.t
+	type fresh struct {
+		m   *minutes
+		bin []byte // the canonical binary form, as the gateway stores it
+	}
+	var news []fresh
+	var rest []*minutes
+	seen := map[string]bool{}
+	for _, m := range batch {
+		k := m.key()
+		if _, ok := s.ref.stored[k]; ok || seen[k] {
+			rest = append(rest, m)
+			continue
+		}
+		seen[k] = true
+		body, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := events.DecodeJSONObject(body)
+		if err != nil {
+			t.Fatalf("minutes %s: %v", k, err)
+		}
+		news = append(news, fresh{m, events.AppendBinary(nil, &d.Minutes)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ordered := make([]*minutes, 0, len(batch))
+	for i := range news {
+		seq := s.ref.streamSeq + uint64(i) + 1
+		raw, err := s.stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("read stream seq %d: %v", seq, err)
+		}
+		var got tally.Minutes
+		if err := events.DecodeBinary(raw.Data, &got); err != nil {
+			t.Fatalf("stream seq %d: %v", seq, err)
+		}
+		bin := events.AppendBinary(nil, &got)
+		j := slices.IndexFunc(news, func(f fresh) bool { return f.m != nil && bytes.Equal(f.bin, bin) })
+		if j < 0 {
+			t.Fatalf("stream seq %d holds minutes that are none of request %d's new ones", seq, s.requests)
+		}
+		if j != i {
+			t.Logf("request %d, retried: its minutes %d is at stream seq %d, after others of the request stored on the retry or before it", s.requests, j+1, seq)
+		}
+		ordered = append(ordered, news[j].m)
+		news[j].m = nil
+	}
+	return append(ordered, rest...)
 }
 
 // rate describes a run of requests: minutes per second and the 50th and
@@ -438,6 +507,7 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.stream = st
 	if r := st.CachedInfo().Config.Replicas; r != 3 {
 		t.Fatalf("stream created with %d replicas, want 3", r)
 	}
