@@ -207,9 +207,30 @@ func resetStreams(ctx context.Context, js jetstream.JetStream, e *tally.Election
 	cfgs := events.PartitionStreamConfigs(e, n, 1)
 	streams := make([]jetstream.Stream, len(cfgs))
 	for p, c := range cfgs {
-		if streams[p], err = js.CreateStream(ctx, c); err != nil {
+		if streams[p], err = createAfterDelete(ctx, js, c); err != nil {
 			return nil, fmt.Errorf("create stream %s: %w", c.Name, err)
 		}
 	}
 	return streams, nil
+}
+
+// createAfterDelete creates a stream right after streams were deleted.
+// nats-server removes an account's emptied store directories in a goroutine
+// after a delete, and a create that meets it fails with a generic stream
+// creation error (10049, "error creating store for stream"); that one is
+// tried again for up to 5 s.
+func createAfterDelete(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig) (jetstream.Stream, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := js.CreateStream(ctx, c)
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10049 || time.Now().After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
