@@ -11,6 +11,7 @@ import (
 	"github.com/tallyvn/tally/audit"
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/internal/natstest"
 	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/tally"
 )
@@ -34,20 +35,7 @@ func TestVerifyShortRead(t *testing.T) {
 	// lets damage act on the stream, and audits.
 	verifyAfter := func(t *testing.T, damage func(jetstream.Stream)) (*audit.Report, error) {
 		t.Helper()
-		emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "none"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(emb.Shutdown)
-		nc, err := emb.Connect("test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := natstest.JetStream(t)
 		st, err := broker.EnsureStream(ctx, js, events.StreamConfig(e.ID, 1))
 		if err != nil {
 			t.Fatal(err)

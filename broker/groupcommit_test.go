@@ -10,6 +10,7 @@ import (
 
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/internal/natstest"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -19,7 +20,7 @@ import (
 // and a later call mixing stored and new minutes falls back to one by one.
 func TestGroupCommitStoresEveryMinutesWhereItSays(t *testing.T) {
 	e := provincesElection(t, 12)
-	js := jsOf(t)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	streams, err := broker.EnsurePartitionStreams(ctx, js, e, 4, 1)
@@ -159,7 +160,7 @@ func TestGroupCommitStoresEveryMinutesWhereItSays(t *testing.T) {
 // minutes one by one, all of them.
 func TestGroupCommitOnAnOldStream(t *testing.T) {
 	e := provincesElection(t, 12)
-	js := jsOf(t)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg := events.StreamConfig(e.ID, 1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/internal/natstest"
 	"github.com/tallyvn/tally/tally"
 )
 
@@ -35,32 +36,13 @@ func provincesElection(t *testing.T, k int) *tally.Election {
 	return e
 }
 
-func jsOf(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // TestPartitionStreamsAreFixedAtCreation: --partitions 4 creates four
 // streams, each holding the minutes of its provinces; a start with 4
 // again uses them; a start with another N is refused, saying what exists,
 // and creates nothing.
 func TestPartitionStreamsAreFixedAtCreation(t *testing.T) {
 	e := provincesElection(t, 12)
-	js := jsOf(t)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	streams, err := broker.EnsurePartitionStreams(ctx, js, e, 4, 1)
@@ -125,7 +107,7 @@ func TestPartitionStreamsAreFixedAtCreation(t *testing.T) {
 // TestOneStreamRefusesPartitions: a v1 stream (--partitions 1) stays one.
 func TestOneStreamRefusesPartitions(t *testing.T) {
 	e := provincesElection(t, 3)
-	js := jsOf(t)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := broker.EnsurePartitionStreams(ctx, js, e, 1, 1); err != nil {
@@ -143,7 +125,7 @@ func TestOneStreamRefusesPartitions(t *testing.T) {
 // their sum. The same submission again is a duplicate in every partition.
 func TestPartitionedPublisherPositions(t *testing.T) {
 	e := provincesElection(t, 12)
-	js := jsOf(t)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	streams, err := broker.EnsurePartitionStreams(ctx, js, e, 4, 1)

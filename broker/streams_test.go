@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tallyvn/tally/broker"
+	"github.com/tallyvn/tally/internal/natstest"
 )
 
 // lockedBuffer is a log sink safe for the logger's concurrent writes.
@@ -36,7 +37,7 @@ func (l *lockedBuffer) String() string {
 // a refusal that waiting cannot cure comes at once, not after the wait.
 func TestWaitPartitionStreams(t *testing.T) {
 	e := provincesElection(t, 6)
-	js := jsOf(t)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := broker.WaitPartitionStreams(ctx, js, e, 2, 1, 0, nil); err != nil {

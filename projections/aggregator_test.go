@@ -15,6 +15,7 @@ import (
 	"github.com/tallyvn/tally/audit"
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/internal/natstest"
 	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/tally"
 )
@@ -23,20 +24,7 @@ import (
 // and creates the minutes stream of e.
 func startStream(t testing.TB, e *tally.Election) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
-	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	st, err := broker.EnsureStream(context.Background(), js, events.StreamConfig(e.ID, 1))
 	if err != nil {
 		t.Fatal(err)

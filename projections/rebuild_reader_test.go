@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tallyvn/tally/broker"
+	"github.com/tallyvn/tally/internal/natstest"
 )
 
 // TestReadStreamEndsAfterTheFoldClearedTheLastChunk plays the fold at its
@@ -18,20 +18,7 @@ import (
 // message past the end (it did, until the watchdog gave up: a rebuild
 // failed so on loaded machines, now and then).
 func TestReadStreamEndsAfterTheFoldClearedTheLastChunk(t *testing.T) {
-	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R", Subjects: []string{"r.>"}})

@@ -15,6 +15,7 @@ import (
 	"github.com/tallyvn/tally/bench/workload"
 	"github.com/tallyvn/tally/broker"
 	"github.com/tallyvn/tally/events"
+	"github.com/tallyvn/tally/internal/natstest"
 	"github.com/tallyvn/tally/projections"
 	"github.com/tallyvn/tally/tally"
 )
@@ -56,20 +57,7 @@ func testRebuildPartitions(t *testing.T, structure string, n int, opts projectio
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: t.TempDir(), Listen: "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	streams, err := broker.EnsurePartitionStreams(ctx, js, e, n, 1)
