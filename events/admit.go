@@ -24,6 +24,9 @@ type Admission struct {
 	// Violations lists every broken rule; empty when the minutes are
 	// admitted.
 	Violations []tally.Violation
+
+	problems []tally.Violation // what the JSON decoder flagged, for the rules
+	warmed   int               // what AdmitAll's reads ahead read, kept
 }
 
 // Admit decides whether one message of the minutes stream, published on
@@ -34,27 +37,68 @@ type Admission struct {
 // What remains (stale, duplicate, conflict) needs the station's history:
 // the fold's. The fold and the audit fold both admit through here.
 func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
+	if a.decode(data) {
+		a.admitDecoded(e, subject)
+	}
+}
+
+// AdmitAll admits message i, published on subjects[i] with payload
+// datas[i], into adms[i], for every i, as Admit does one by one. It
+// decodes them all first, then reads what the rules will read of the
+// election for all of them together (tally.Election.WarmCheck), so that
+// those reads' cache misses overlap, then checks each. It suits a few
+// messages at a time (a fold's window), not a whole stream.
+func AdmitAll(e *tally.Election, subjects []string, datas [][]byte, adms []*Admission) {
+	ms := make([]*tally.Minutes, 0, warmMax)
+	for i, a := range adms {
+		if a.decode(datas[i]) {
+			ms = append(ms, &a.Minutes)
+		}
+		if len(ms) == cap(ms) || i == len(adms)-1 {
+			a.warmed += e.WarmCheck(ms)
+			ms = ms[:0]
+		}
+	}
+	for i, a := range adms {
+		if a.Decoded {
+			a.admitDecoded(e, subjects[i])
+		}
+	}
+}
+
+// warmMax is how many minutes AdmitAll warms at once.
+const warmMax = 32
+
+// decode decodes data into a.Minutes, binary or JSON, and reports whether
+// it decoded; if not, a.Violations says why.
+func (a *Admission) decode(data []byte) bool {
 	m := &a.Minutes
 	a.Violations = a.Violations[:0]
+	a.problems = nil
 	a.Decoded, a.Sealed = false, false
-	var problems []tally.Violation // what the JSON decoder already flagged
 	if len(data) > 0 && data[0] == BinaryMagic {
 		if err := DecodeBinary(data, m); err != nil {
 			*m = tally.Minutes{Votes: m.Votes[:0]}
 			a.Violations = append(a.Violations, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-			return
+			return false
 		}
 	} else if !decodeFast(data, m, true) {
 		d, err := decodeObjectSlow(data)
 		if err != nil {
 			*m = tally.Minutes{Votes: m.Votes[:0]}
 			a.Violations = append(a.Violations, tally.Violation{Field: "payload", Rule: tally.RuleType, Message: err.Error()})
-			return
+			return false
 		}
 		*m = d.Minutes
-		problems = d.Problems
+		a.problems = d.Problems // what the JSON decoder already flagged
 	}
 	a.Decoded = true
+	return true
+}
+
+// admitDecoded is Admit after the decode.
+func (a *Admission) admitDecoded(e *tally.Election, subject string) {
+	m := &a.Minutes
 	// A station publishing straight to NATS may only speak for itself: the
 	// payload must name the station and contest of its subject. The
 	// province token must be the station's own too, since it decides the
@@ -67,7 +111,7 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 		a.Violations = append(a.Violations, tally.Violation{Field: "station", Rule: tally.RuleSubject,
 			Message: fmt.Sprintf("minutes for station %q published on subject %q, under province %q; the station is in %q", m.Station, subject, prov, Province(e, s))})
 	}
-	a.Violations, a.Sealed = AdmitDecoded(e, m, problems, 0, &a.Resolved, a.Violations)
+	a.Violations, a.Sealed = AdmitDecoded(e, m, a.problems, 0, &a.Resolved, a.Violations)
 }
 
 // AdmitDecoded is the part of Admit that needs neither the station's

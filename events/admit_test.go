@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
@@ -8,9 +9,20 @@ import (
 	"github.com/tallyvn/tally/tally"
 )
 
-// TestAdmitNamesEveryReasonToRefuse: admission decodes, checks the subject,
-// the rules that need no history and the seal, and says which refused.
-func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
+// admitCase is a message to admit, with what admission must make of it.
+type admitCase struct {
+	name    string
+	subject string
+	data    []byte
+	decoded bool
+	sealed  bool
+	rules   []string // "" for admitted
+}
+
+// admitCases returns a sealed election and messages that admission
+// refuses for every reason it has, and admits.
+func admitCases(t *testing.T) (*tally.Election, []admitCase) {
+	t.Helper()
 	k1, k2 := newStationKey(t, 1), newStationKey(t, 2)
 	e := sealedElection(t, k1, k2)
 	partial := func(station string) tally.Minutes {
@@ -26,14 +38,7 @@ func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
 	signed.Signature = sig
 	unsealed, sealedNoSig := partial("LB-NT-03"), partial("LB-NT-01")
 
-	tests := []struct {
-		name    string
-		subject string
-		data    []byte
-		decoded bool
-		sealed  bool
-		rules   []string // "" for admitted
-	}{
+	return e, []admitCase{
 		{"admitted", events.Subject(e, st03, "QH"), events.AppendJSON(nil, &unsealed), true, false, nil},
 		{"admitted, binary", events.Subject(e, st03, "QH"), events.AppendBinary(nil, &unsealed), true, false, nil},
 		{"another station's subject", events.Subject(e, st02, "QH"), events.AppendJSON(nil, &unsealed), true, false, []string{tally.RuleSubject}},
@@ -46,6 +51,12 @@ func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
 		{"sealed, no signature", events.Subject(e, st01, "QH"), events.AppendJSON(nil, &sealedNoSig), true, true, []string{tally.RuleSeal}},
 		{"sealed and signed", events.Subject(e, st01, "QH"), events.AppendJSON(nil, &signed), true, true, nil},
 	}
+}
+
+// TestAdmitNamesEveryReasonToRefuse: admission decodes, checks the subject,
+// the rules that need no history and the seal, and says which refused.
+func TestAdmitNamesEveryReasonToRefuse(t *testing.T) {
+	e, tests := admitCases(t)
 	var a events.Admission
 	for _, tc := range tests {
 		events.Admit(e, tc.subject, tc.data, &a)
@@ -110,5 +121,51 @@ func TestAdmitDecoded(t *testing.T) {
 	}
 	if len(gw) < 3 || !slices.Equal(gw, folded) {
 		t.Fatalf("gateway %+v\nfold    %+v", gw, a.Violations)
+	}
+}
+
+// TestAdmitAllIsAdmit: admitting many messages at once (AdmitAll, with its
+// reads ahead) makes of each what Admit makes of it alone, whatever the
+// mix: refused for any reason or admitted, binary or JSON, and an unknown
+// station.
+func TestAdmitAllIsAdmit(t *testing.T) {
+	e, cases := admitCases(t)
+	unknown := sample()
+	unknown.Station = "NO-SUCH-01"
+	noContest := sample()
+	noContest.Contest = "XX"
+	cases = append(cases,
+		admitCase{name: "unknown station", subject: "tally.hn-2021.minutes.HN.NO-SUCH-01.QH", data: events.AppendJSON(nil, &unknown)},
+		admitCase{name: "unknown contest", subject: events.Subject(e, st03, "XX"), data: events.AppendBinary(nil, &noContest)})
+	// Every order of the cases, a few times over: 3 rounds of shuffles.
+	for round := range 3 {
+		order := make([]int, 0, 3*len(cases))
+		for range 3 {
+			for i := range cases {
+				order = append(order, i)
+			}
+		}
+		for i := range order { // a fixed shuffle per round
+			j := (i*7 + round*5) % len(order)
+			order[i], order[j] = order[j], order[i]
+		}
+		subjects, datas := make([]string, len(order)), make([][]byte, len(order))
+		adms := make([]*events.Admission, len(order))
+		for i, k := range order {
+			subjects[i], datas[i], adms[i] = cases[k].subject, cases[k].data, new(events.Admission)
+		}
+		events.AdmitAll(e, subjects, datas, adms)
+		var one events.Admission
+		for i, k := range order {
+			events.Admit(e, subjects[i], datas[i], &one)
+			got := adms[i]
+			if got.Decoded != one.Decoded || got.Sealed != one.Sealed || !slices.Equal(got.Violations, one.Violations) ||
+				!reflect.DeepEqual(got.Minutes, one.Minutes) {
+				t.Fatalf("round %d, %s: AdmitAll %+v, Admit %+v", round, cases[k].name, got, &one)
+			}
+			if len(one.Violations) == 0 && !reflect.DeepEqual(got.Resolved, one.Resolved) {
+				t.Fatalf("round %d, %s: AdmitAll resolved %+v, Admit %+v", round, cases[k].name, got.Resolved, one.Resolved)
+			}
+		}
 	}
 }

@@ -269,6 +269,7 @@ const batchWait = 20 * time.Millisecond
 // after batchWait without one.
 func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan jetstream.Msg, closed <-chan struct{}, commits chan<- inflight, free chan *BatchInfo, commitErr <-chan error) error {
 	fold := a.store.Fold()
+	windowBuf := make([]Msg, 0, applyWindow)
 	wait := time.NewTimer(batchWait)
 	wait.Stop()
 	defer wait.Stop()
@@ -302,6 +303,9 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			last  jetstream.Msg // the last message of the batch, acknowledged with it
 			n     int
 			limit = a.cfg.BatchSize
+			// window holds the messages read but not yet applied: up to
+			// a window of them while more are waiting (Fold.ApplyAll).
+			window = windowBuf[:0]
 		)
 		for m != nil {
 			var ack ackInfo
@@ -312,11 +316,7 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			if gap = check.check(ack.streamSeq); gap != nil {
 				break // commit what came before the gap; drop the rest
 			}
-			o, err := fold.Apply(&msg)
-			if err != nil {
-				return fmt.Errorf("fold seq %d: %w", msg.Seq, err)
-			}
-			info.Outcomes[o]++
+			window = append(window, msg)
 			info.Times = append(info.Times, ack.stored)
 			info.Pending = ack.pending
 			last = m
@@ -329,8 +329,17 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			}
 			select {
 			case m = <-msgs:
+				if len(window) == cap(window) {
+					if window, err = applyWindowed(fold, window, info); err != nil {
+						return err
+					}
+				}
 				continue
 			default:
+			}
+			// Nothing waiting: apply what came before waiting for more.
+			if window, err = applyWindowed(fold, window, info); err != nil {
+				return err
 			}
 			if ack.pending == 0 {
 				break // caught up: commit what came
@@ -346,6 +355,9 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			case <-ctx.Done():
 			}
 			wait.Stop()
+		}
+		if _, err := applyWindowed(fold, window, info); err != nil {
+			return err
 		}
 		done, err := fold.EndBatch()
 		if err != nil {
@@ -370,6 +382,14 @@ func (a *Aggregator) foldLoop(ctx context.Context, check *seqCheck, msgs <-chan 
 			return gap // after handing the batch before it to the committer
 		}
 	}
+}
+
+// applyWindowed applies the messages of window (Fold.ApplyAll), counts
+// their outcomes in info, and returns window emptied.
+func applyWindowed(fold *Fold, window []Msg, info *BatchInfo) ([]Msg, error) {
+	err := fold.ApplyAll(window, func(_ int, o Outcome) { info.Outcomes[o]++ })
+	clear(window) // drop the references to the messages' data
+	return window[:0], err
 }
 
 // seqCheck checks that the fold's consumer delivers every stream sequence,

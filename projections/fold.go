@@ -59,6 +59,16 @@ type Fold struct {
 	// goroutine than Apply, hence atomic.
 	broken atomic.Bool
 	adm    events.Admission // reused for every message
+	// adms are ApplyAll's admissions, one per message of its window, and
+	// warmed what it read ahead.
+	adms   [applyWindow]events.Admission
+	warmed int64
+	win    struct {
+		subjects [applyWindow]string
+		datas    [applyWindow][]byte
+		adms     [applyWindow]*events.Admission
+		rs       [applyWindow]*tally.Resolved
+	}
 }
 
 func newFold(e *tally.Election, db *pebble.DB) *Fold {
@@ -81,20 +91,115 @@ func (f *Fold) Apply(msg *Msg) (Outcome, error) {
 	if msg.Seq <= f.meta.Checkpoint {
 		return Skipped, nil
 	}
-	f.stage.open()
-	f.meta.Checkpoint = msg.Seq
-
 	// 1. Admission.
 	events.Admit(f.e, msg.Subject, msg.Data, &f.adm)
+	return f.applyAdmitted(msg, &f.adm)
+}
+
+// applyWindow is how many messages ApplyAll admits before it applies them.
+const applyWindow = 16
+
+// ApplyAll folds msgs into the pending batch, in order, as Apply does one
+// by one, and calls each (if not nil) with the outcome of msgs[i]; an
+// error names the message it stopped at. It is Apply made for a fold that
+// has many messages at hand (a rebuild, a fold catching up): it admits a
+// window of them, reads the election's entries and the fold's state they
+// concern stage by stage across the window, and then applies them one by
+// one. The cache misses of a stage overlap instead of following one
+// another: about twice as fast as Apply on a national night
+// (BenchmarkNationalApply).
+func (f *Fold) ApplyAll(msgs []Msg, each func(i int, o Outcome)) error {
+	for from := 0; from < len(msgs); from += applyWindow {
+		w := msgs[from:min(from+applyWindow, len(msgs))]
+		if f.broken.Load() {
+			return ErrBroken
+		}
+		// 1. Admission, of every message above the checkpoint (which
+		// only rises: one not admitted here is Skipped below).
+		subjects, datas, adms := f.win.subjects[:0], f.win.datas[:0], f.win.adms[:0]
+		for j := range w {
+			if w[j].Seq > f.meta.Checkpoint {
+				subjects, datas, adms = append(subjects, w[j].Subject), append(datas, w[j].Data), append(adms, &f.adms[j])
+			}
+		}
+		events.AdmitAll(f.e, subjects, datas, adms)
+		// The state each admitted message will change, read together.
+		rs := f.win.rs[:0]
+		for j := range w {
+			if w[j].Seq > f.meta.Checkpoint && len(f.adms[j].Violations) == 0 {
+				rs = append(rs, &f.adms[j].Resolved)
+			}
+		}
+		f.warmed += f.warm(rs)
+		for j := range w {
+			o := Skipped
+			if w[j].Seq > f.meta.Checkpoint {
+				var err error
+				if o, err = f.applyAdmitted(&w[j], &f.adms[j]); err != nil {
+					return fmt.Errorf("fold seq %d: %w", w[j].Seq, err)
+				}
+			}
+			if each != nil {
+				each(from+j, o)
+			}
+		}
+	}
+	return nil
+}
+
+// warm reads the ledger entries, the unit aggregates and the area
+// aggregates the admitted minutes rs will change, so that they are in the
+// cache when applyAdmitted needs them. It reads them stage by stage across
+// all of rs (an entry, then what it points to), so that the cache misses of
+// a stage overlap. It returns what it read, kept so that the reads are not
+// dropped.
+func (f *Fold) warm(rs []*tally.Resolved) int64 {
+	var x int64
+	for _, r := range rs {
+		cur := &f.ledger.stations[r.Contest][r.Voter]
+		x += cur.version + int64(len(cur.hist)+len(cur.payload))
+	}
+	for _, r := range rs {
+		cur := &f.ledger.stations[r.Contest][r.Voter]
+		if len(cur.payload) > 0 {
+			x += int64(cur.payload[0])
+		}
+		if len(cur.votes) > 0 {
+			x += cur.votes[0]
+		}
+		if len(cur.hist) > 0 {
+			x += cur.hist[len(cur.hist)-1].version
+		}
+		if va := f.e.VoterAreas(r.Contest, r.Voter); len(va) > 0 {
+			x += int64(va[0])
+		}
+		x += int64(len(f.units.units[r.Contest][r.Unit].votes))
+	}
+	for _, r := range rs {
+		if u := &f.units.units[r.Contest][r.Unit]; len(u.votes) > 0 {
+			x += u.votes[0]
+		}
+		for _, la := range f.e.VoterAreas(r.Contest, r.Voter) {
+			x += f.areas.areas[r.Contest][la].final
+		}
+	}
+	return x
+}
+
+// applyAdmitted folds msg, admitted into adm, into the pending batch.
+// REQUIRES: msg.Seq is above the checkpoint.
+func (f *Fold) applyAdmitted(msg *Msg, adm *events.Admission) (Outcome, error) {
+	f.stage.open()
+	f.meta.Checkpoint = msg.Seq
 	o := Rejected
 	var ch *change
 	// 2. The ledger (which may find a conflict: a rejection).
-	if len(f.adm.Violations) == 0 {
-		o, ch = f.ledger.record(msg.Seq, &f.adm, &f.stage)
+	if len(adm.Violations) == 0 {
+		o, ch = f.ledger.record(msg.Seq, adm, &f.stage)
 	}
 	switch o {
 	case Rejected:
-		if err := f.ledger.reject(msg, &f.adm, &f.stage); err != nil {
+		if err := f.ledger.reject(msg, adm, &f.stage); err != nil {
 			return Skipped, err
 		}
 		f.meta.Rejected++

@@ -76,7 +76,9 @@ var nationalJSON = sync.OnceValues(func() (*nationalNight, error) {
 })
 
 // runNationalBench folds the whole national night into a fresh store per
-// iteration, committing every benchChunk events when commit is set.
+// iteration, committing every benchChunk events when commit is set. It
+// folds with Fold.ApplyAll, as the rebuild and a fold catching up do;
+// TALLY_BENCH_ONE_BY_ONE=1 folds with Apply, one message at a time.
 func runNationalBench(b *testing.B, commit bool) {
 	runNational(b, national, commit)
 }
@@ -106,12 +108,16 @@ func runNational(b *testing.B, night func() (*nationalNight, error), commit bool
 		outcomes = [projections.Rejected + 1]int{}
 		b.StartTimer()
 		for from := 0; from < len(n.msgs); from += batch {
-			for j := from; j < min(from+batch, len(n.msgs)); j++ {
-				o, err := fold.Apply(&n.msgs[j])
-				if err != nil {
-					b.Fatal(err)
+			if os.Getenv("TALLY_BENCH_ONE_BY_ONE") == "1" {
+				for j := from; j < min(from+batch, len(n.msgs)); j++ {
+					o, err := fold.Apply(&n.msgs[j])
+					if err != nil {
+						b.Fatal(err)
+					}
+					outcomes[o]++
 				}
-				outcomes[o]++
+			} else if err := fold.ApplyAll(n.msgs[from:min(from+batch, len(n.msgs))], func(_ int, o projections.Outcome) { outcomes[o]++ }); err != nil {
+				b.Fatal(err)
 			}
 			if !commit {
 				b.StopTimer()

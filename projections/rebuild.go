@@ -441,12 +441,14 @@ func foldChunks(ctx context.Context, fold *Fold, chunks <-chan []Msg, free chan<
 	var n uint64
 	pending := 0
 	for c := range chunks {
-		for i := range c {
-			if _, err := fold.Apply(&c[i]); err != nil {
-				return n, fmt.Errorf("fold seq %d: %w", c[i].Seq, err)
+		for rest := c; len(rest) > 0; {
+			k := min(len(rest), batchSize-pending)
+			if err := fold.ApplyAll(rest[:k], nil); err != nil {
+				return n, err
 			}
-			n++
-			if pending++; pending >= batchSize {
+			n += uint64(k)
+			rest = rest[k:]
+			if pending += k; pending >= batchSize {
 				if err := handOff(fold, commits, commitErr); err != nil {
 					return n, err
 				}

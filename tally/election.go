@@ -65,7 +65,7 @@ type Election struct {
 
 	levels     []AreaLevel // Levels, or DefaultLevels
 	areaIdx    map[string]int
-	stationIdx map[string]int
+	stationIdx stationTable
 	contestIdx map[string]int
 	unitIdx    map[string][2]int // unit id -> contest, unit
 	candIdx    map[string][3]int // candidate id -> contest, unit, candidate
@@ -387,16 +387,14 @@ func (e *Election) compile() error {
 
 	// Stations.
 	depth := len(e.levels)
-	e.stationIdx = make(map[string]int, len(e.Stations))
+	e.stationIdx = newStationTable(len(e.Stations))
 	e.chains = make([]int, len(e.Stations)*depth)
 	for i := range e.Stations {
 		s := &e.Stations[i]
 		where := &at{kind: "stations", i: i, id: s.ID}
 		checkID("station", s.ID, where)
-		if _, dup := e.stationIdx[s.ID]; dup {
+		if !e.stationIdx.add(e.Stations, s.ID, i) {
 			p.add("%s: duplicate station id", where)
-		} else {
-			e.stationIdx[s.ID] = i
 		}
 		if s.Name == "" {
 			p.add("%s: name is empty", where)
@@ -551,7 +549,7 @@ func (e *Election) compile() error {
 				}
 			}
 			for _, sid := range u.Stations {
-				s, ok := e.stationIdx[sid]
+				s, ok := e.stationIdx.find(e.Stations, sid)
 				if !ok {
 					p.add("%s: unknown station %q", uwhere, sid)
 					continue

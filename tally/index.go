@@ -25,7 +25,7 @@ func (e *Election) AreaLevels() []AreaLevel { return e.levels }
 func (e *Election) AreaDepth(a int) int { return e.Areas[a].depth }
 
 // StationIndex returns the index of station id in Stations.
-func (e *Election) StationIndex(id string) (int, bool) { i, ok := e.stationIdx[id]; return i, ok }
+func (e *Election) StationIndex(id string) (int, bool) { return e.stationIdx.find(e.Stations, id) }
 
 // ContestIndex returns the index of contest id in Contests.
 func (e *Election) ContestIndex(id string) (int, bool) { i, ok := e.contestIdx[id]; return i, ok }

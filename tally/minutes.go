@@ -204,7 +204,7 @@ func (e *Election) Check(m *Minutes, index int, r *Resolved, dst []Violation) []
 			bad("contest", RuleUnknown, "contest %q does not exist", m.Contest)
 		}
 	}
-	s, okS := e.stationIdx[m.Station]
+	s, okS := e.stationIdx.find(e.Stations, m.Station)
 	if !okS {
 		if m.Station == "" {
 			bad("station", RuleRequired, "station is missing")

@@ -86,10 +86,8 @@ func core(msgs []projections.Msg, e *tally.Election, dir string, batch int) (Cor
 	for from := 0; from < len(msgs); from += batch {
 		to := min(from+batch, len(msgs))
 		start := time.Now()
-		for i := from; i < to; i++ {
-			if _, err := f.Apply(&msgs[i]); err != nil {
-				return Core{}, projections.Meta{}, fmt.Errorf("apply seq %d: %w", msgs[i].Seq, err)
-			}
+		if err := f.ApplyAll(msgs[from:to], nil); err != nil {
+			return Core{}, projections.Meta{}, err
 		}
 		mid := time.Now()
 		if _, err := f.Commit(); err != nil {
