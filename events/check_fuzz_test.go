@@ -36,7 +36,8 @@ var knownRules = map[string]bool{
 }
 
 // FuzzCheck decodes a request body and validates every minutes in it
-// against a fixed election. It must never panic; every violation names its
+// against a fixed election. It must never panic (nor must WarmCheck, the
+// fold's reads ahead); every violation names its
 // index, a field, a known rule and says what is wrong; the verdict is
 // deterministic; and minutes found valid really keep every rule of
 // CONTRACT §3 (checked here independently), with a Resolved that matches
@@ -60,6 +61,16 @@ func FuzzCheck(f *testing.F) {
 				t.Fatal("empty decode error")
 			}
 			return
+		}
+		// Reading ahead for the fold never fails, whatever the minutes.
+		ptrs := make([]*tally.Minutes, 0, len(ds))
+		for i := range ds {
+			ptrs = append(ptrs, &ds[i].Minutes)
+		}
+		for len(ptrs) > 0 {
+			k := min(len(ptrs), 32)
+			e.WarmCheck(ptrs[:k])
+			ptrs = ptrs[k:]
 		}
 		var r tally.Resolved
 		for i := range ds {
