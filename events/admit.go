@@ -49,7 +49,7 @@ func Admit(e *tally.Election, subject string, data []byte, a *Admission) {
 // those reads' cache misses overlap, then checks each. It suits a few
 // messages at a time (a fold's window), not a whole stream.
 func AdmitAll(e *tally.Election, subjects []string, datas [][]byte, adms []*Admission) {
-	ms := make([]*tally.Minutes, 0, warmMax)
+	ms := make([]*tally.Minutes, 0, tally.WarmMax)
 	for i, a := range adms {
 		if a.decode(datas[i]) {
 			ms = append(ms, &a.Minutes)
@@ -65,9 +65,6 @@ func AdmitAll(e *tally.Election, subjects []string, datas [][]byte, adms []*Admi
 		}
 	}
 }
-
-// warmMax is how many minutes AdmitAll warms at once.
-const warmMax = 32
 
 // decode decodes data into a.Minutes, binary or JSON, and reports whether
 // it decoded; if not, a.Violations says why.

@@ -68,7 +68,7 @@ func FuzzCheck(f *testing.F) {
 			ptrs = append(ptrs, &ds[i].Minutes)
 		}
 		for len(ptrs) > 0 {
-			k := min(len(ptrs), 32)
+			k := min(len(ptrs), tally.WarmMax)
 			e.WarmCheck(ptrs[:k])
 			ptrs = ptrs[k:]
 		}

@@ -1,18 +1,20 @@
 package tally
 
+// WarmMax is how many minutes WarmCheck reads ahead for at once.
+const WarmMax = 32
+
 // WarmCheck reads what Check reads of the election for each of ms (at most
-// 32): the station's index and entry, its place among the contest's
+// WarmMax; it ignores the rest): the station's index and entry, its place among the contest's
 // voters, its unit and the unit's candidates; and the station's areas,
 // whose top one is the province of its subject. It reads them stage by stage
 // across all of ms, so that the cache misses of one stage overlap instead
 // of following one another, for a caller about to check ms one by one. It
 // changes nothing; its result only keeps the reads from being dropped.
 func (e *Election) WarmCheck(ms []*Minutes) int {
-	const max = 32
-	var st, ct, vt [max]int32
-	n := min(len(ms), max)
+	var st, ct, vt, ut [WarmMax]int32
+	var hs [WarmMax]uint64
+	n := min(len(ms), WarmMax)
 	x := 0
-	var hs [max]uint64
 	for i := range n {
 		hs[i] = e.stationIdx.hash(ms[i].Station)
 		x += int(e.stationIdx.slots[hs[i]&e.stationIdx.mask])
@@ -50,25 +52,26 @@ func (e *Election) WarmCheck(ms []*Minutes) int {
 		}
 	}
 	for i := range n {
+		ut[i] = -1
 		if vt[i] >= 0 {
-			vt[i] = e.Contests[ct[i]].voterUnit[vt[i]] // the unit, from here on
+			ut[i] = int32(e.VoterUnit(int(ct[i]), int(vt[i])))
 		}
 	}
 	for i := range n {
-		if vt[i] >= 0 {
-			x += len(e.Contests[ct[i]].Units[vt[i]].Candidates)
+		if ut[i] >= 0 {
+			x += len(e.Contests[ct[i]].Units[ut[i]].Candidates)
 		}
 	}
 	for i := range n {
-		if vt[i] >= 0 {
-			for _, cand := range e.Contests[ct[i]].Units[vt[i]].Candidates {
+		if ut[i] >= 0 {
+			for _, cand := range e.Contests[ct[i]].Units[ut[i]].Candidates {
 				x += len(cand.ID)
 			}
 		}
 	}
 	for i := range n {
-		if vt[i] >= 0 {
-			if cands := e.Contests[ct[i]].Units[vt[i]].Candidates; len(cands) > 0 {
+		if ut[i] >= 0 {
+			if cands := e.Contests[ct[i]].Units[ut[i]].Candidates; len(cands) > 0 {
 				x += int(cands[0].ID[0]) // the unit's ids lie side by side (internIDs)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -217,14 +218,14 @@ func resetStreams(ctx context.Context, js jetstream.JetStream, e *tally.Election
 // createAfterDelete creates a stream right after streams were deleted.
 // nats-server removes an account's emptied store directories in a goroutine
 // after a delete, and a create that meets it fails with a generic stream
-// creation error (10049, "error creating store for stream"); that one is
-// tried again for up to 5 s.
+// creation error (JSStreamCreateErrF, 10049, "error creating store for
+// stream"); that one is tried again for up to 5 s.
 func createAfterDelete(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig) (jetstream.Stream, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, err := js.CreateStream(ctx, c)
 		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10049 || time.Now().After(deadline) {
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.ErrorCode(server.JSStreamCreateErrF) || time.Now().After(deadline) {
 			return st, err
 		}
 		select {
