@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 type Config struct {
 	// Election is the election served. Required.
 	Election *tally.Election
+	// onAccept, if set (by tests), is called with every TCP connection
+	// the API accepts, before anything is read from it.
+	onAccept func(net.Conn)
 	// DataDir holds the projections (DataDir/projections, or one directory
 	// per partition), the gateway's refusals and, in embedded mode, the
 	// NATS store (DataDir/nats). Required.

@@ -29,6 +29,21 @@ func (l guardListener) Accept() (net.Conn, error) {
 	return &guardConn{Conn: c}, nil
 }
 
+// hookListener calls hook with every connection it accepts
+// (Config.onAccept).
+type hookListener struct {
+	net.Listener
+	hook func(net.Conn)
+}
+
+func (l hookListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.hook(c)
+	}
+	return c, err
+}
+
 // guardConn notices a request head with both Content-Length and
 // Transfer-Encoding. Go's server then reads the body by
 // Transfer-Encoding alone and drops Content-Length from the request, so

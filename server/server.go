@@ -491,6 +491,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		ln := s.ln
+		if hook := s.cfg.onAccept; hook != nil {
+			ln = hookListener{ln, hook}
+		}
 		if tlsConfig := s.tlsConfig; tlsConfig != nil {
 			ln = tls.NewListener(ln, tlsConfig)
 		}

@@ -43,10 +43,18 @@ func longBien(t testing.TB) (*tally.Election, [][]byte) {
 // liveServer runs a server on the example election until the test ends.
 func liveServer(t testing.TB, e *tally.Election) (*Server, string) {
 	t.Helper()
+	return liveServerAccepting(t, e, nil)
+}
+
+// liveServerAccepting is liveServer calling onAccept with every
+// connection its API accepts (Config.onAccept).
+func liveServerAccepting(t testing.TB, e *tally.Election, onAccept func(net.Conn)) (*Server, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// The tests play hundreds of stream clients from one address.
 	srv, err := New(ctx, Config{Election: e, DataDir: t.TempDir(), NATS: NATSConfig{Listen: "none"},
-		HTTP: HTTPConfig{Addr: "127.0.0.1:0", MaxStreams: 1 << 20, MaxStreamsPerClient: 1 << 20}})
+		HTTP:     HTTPConfig{Addr: "127.0.0.1:0", MaxStreams: 1 << 20, MaxStreamsPerClient: 1 << 20},
+		onAccept: onAccept})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,8 +353,21 @@ func stalledClient(t testing.TB, addr string) net.Conn {
 func TestStalledClientDoesNotSlowFold(t *testing.T) {
 	e, lines := longBien(t)
 	const stalled = 20
+	// The server's send buffer of every connection is small too: a client
+	// that never reads blocks the server's writes after a few KiB, early
+	// in the night, on any machine. (With the kernel's default, which grows
+	// with the connection, the whole night's events could fit on a loaded
+	// machine, whose fold commits fewer, larger batches: no update then
+	// waited long enough to be coalesced.)
+	smallSendBuffer := func(c net.Conn) {
+		if tc, ok := c.(*net.TCPConn); ok {
+			if err := tc.SetWriteBuffer(4096); err != nil {
+				t.Errorf("set send buffer: %v", err)
+			}
+		}
+	}
 	run := func(stalled int) (time.Duration, *Server, string, *sseConn) {
-		srv, base := liveServer(t, e)
+		srv, base := liveServerAccepting(t, e, smallSendBuffer)
 		for i := 0; i < stalled; i++ {
 			stalledClient(t, srv.Addr())
 		}
